@@ -1,0 +1,569 @@
+//! Reading a config: a walk over the TOML document against the known schema,
+//! collecting every problem (unknown keys with suggestions, wrong types, bad
+//! values, duplicates) with its line, then building the typed [`Config`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml_edit::{Document, Item, TableLike, Value};
+
+use crate::model::{Config, PolicyConfig, RepositoryConfig, Role, ServerConfig, UserConfig};
+use crate::names;
+use crate::problem::{ConfigError, Problem};
+
+const TOP_KEYS: &[&str] = &["server", "repository", "policy", "user"];
+const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "max_git_processes",
+    "queue_timeout_secs",
+    "request_timeout_secs",
+    "max_request_bytes",
+    "max_push_bytes",
+    "git",
+];
+const REPOSITORY_KEYS: &[&str] = &[
+    "name",
+    "branch",
+    "directory",
+    "deployment",
+    "published_anonymous",
+    "upstream",
+];
+const POLICY_KEYS: &[&str] = &["self_approval"];
+const USER_KEYS: &[&str] = &["name", "token_sha256", "roles", "repositories"];
+
+impl Config {
+    /// Read and validate a file. A relative `server.data_dir` is resolved
+    /// against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![Problem {
+                origin: origin.clone(),
+                line: None,
+                column: None,
+                key: None,
+                message: format!("cannot read the file: {e}"),
+            }],
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut config = Config::parse(&text, &origin, base)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Validate `text`; `origin` names it in messages and `base_dir` resolves
+    /// a relative `data_dir`.
+    pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let mut walk = Walk {
+            origin,
+            text,
+            problems: Vec::new(),
+        };
+        let document = match Document::parse(text) {
+            Ok(d) => d,
+            Err(e) => {
+                let span = e.span();
+                walk.problem(span, None, format!("not valid TOML: {}", e.message()));
+                return Err(walk.finish());
+            }
+        };
+        let root = document.as_table();
+        walk.unknown_keys(root, "", TOP_KEYS);
+        let server = walk.server(root.get("server"), base_dir);
+        let policy = walk.policy(root.get("policy"));
+        let repositories = walk.repositories(root.get("repository"));
+        let users = walk.users(root.get("user"));
+        if walk.problems.is_empty() {
+            Ok(Config {
+                source: None,
+                server,
+                repositories,
+                policy,
+                users,
+            })
+        } else {
+            Err(walk.finish())
+        }
+    }
+}
+
+/// The walk's state: where the text came from and what is wrong so far.
+struct Walk<'a> {
+    origin: &'a str,
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Walk<'_> {
+    fn finish(mut self) -> ConfigError {
+        self.problems.sort_by_key(|p| (p.line, p.column));
+        ConfigError {
+            problems: self.problems,
+        }
+    }
+
+    fn line_column(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        (line, column)
+    }
+
+    fn problem(&mut self, span: Option<Range<usize>>, key: Option<String>, message: String) {
+        let (line, column) = match span {
+            Some(span) => {
+                let (l, c) = self.line_column(span.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        self.problems.push(Problem {
+            origin: self.origin.to_string(),
+            line,
+            column,
+            key,
+            message,
+        });
+    }
+
+    fn line_of(&self, span: Option<Range<usize>>) -> Option<usize> {
+        span.map(|s| self.line_column(s.start).0)
+    }
+
+    /// Report every key of `table` that is not in `known`.
+    fn unknown_keys(&mut self, table: &dyn TableLike, path: &str, known: &[&str]) {
+        for (key, _) in table.iter() {
+            if known.contains(&key) {
+                continue;
+            }
+            let span = table.key(key).and_then(|k| k.span());
+            let suggestion = known
+                .iter()
+                .filter(|k| edit_distance(k, key) <= 2)
+                .min_by_key(|k| edit_distance(k, key))
+                .map(|k| format!("; did you mean `{k}`?"))
+                .unwrap_or_else(|| format!("; expected one of: {}", known.join(", ")));
+            self.problem(
+                span,
+                Some(join(path, key)),
+                format!("unknown key{suggestion}"),
+            );
+        }
+    }
+
+    fn server(&mut self, item: Option<&Item>, base_dir: &Path) -> ServerConfig {
+        let mut server = ServerConfig::default();
+        let Some(table) = self.section(item, "server") else {
+            server.data_dir = base_dir.join(&server.data_dir);
+            return server;
+        };
+        self.unknown_keys(table, "server", SERVER_KEYS);
+        let mut s = Fields {
+            walk: self,
+            table,
+            path: "server".into(),
+        };
+        if let Some((listen, span)) = s.string("listen") {
+            match listen.parse::<SocketAddr>() {
+                Ok(addr) => server.listen = addr,
+                Err(_) => s.bad(span, "listen", format!("{listen:?} is not an address like 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)")),
+            }
+        }
+        if let Some((dir, span)) = s.string("data_dir") {
+            if dir.is_empty() {
+                s.bad(span, "data_dir", "must not be empty".into());
+            }
+            server.data_dir = PathBuf::from(dir);
+        }
+        if let Some(n) = s.integer("max_git_processes", 1, 4096) {
+            server.max_git_processes = n as usize;
+        }
+        if let Some(n) = s.integer("queue_timeout_secs", 0, 3600) {
+            server.queue_timeout_secs = n;
+        }
+        if let Some(n) = s.integer("request_timeout_secs", 1, 7 * 24 * 3600) {
+            server.request_timeout_secs = n;
+        }
+        if let Some(n) = s.integer("max_request_bytes", 1024, u64::MAX >> 1) {
+            server.max_request_bytes = n;
+        }
+        if let Some(n) = s.integer("max_push_bytes", 1024, u64::MAX >> 1) {
+            server.max_push_bytes = n;
+        }
+        if let Some((git, span)) = s.string("git") {
+            if git.is_empty() {
+                s.bad(span, "git", "must not be empty".into());
+            }
+            server.git = PathBuf::from(git);
+        }
+        if server.data_dir.is_relative() {
+            server.data_dir = base_dir.join(&server.data_dir);
+        }
+        server
+    }
+
+    fn policy(&mut self, item: Option<&Item>) -> PolicyConfig {
+        let mut policy = PolicyConfig::default();
+        if let Some(table) = self.section(item, "policy") {
+            self.unknown_keys(table, "policy", POLICY_KEYS);
+            let mut f = Fields {
+                walk: self,
+                table,
+                path: "policy".into(),
+            };
+            if let Some(b) = f.boolean("self_approval") {
+                policy.self_approval = b;
+            }
+        }
+        policy
+    }
+
+    fn repositories(&mut self, item: Option<&Item>) -> Vec<RepositoryConfig> {
+        let tables = self.array_of_tables(item, "repository");
+        if item.is_none() {
+            self.problem(None, Some("repository".into()), "no [[repository]] is configured; add at least one, e.g.\n  [[repository]]\n  name = \"blueprints\"".into());
+        }
+        let mut seen: HashMap<String, Option<usize>> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, table) in tables.into_iter().enumerate() {
+            let path = format!("repository[{i}]");
+            self.unknown_keys(table, &path, REPOSITORY_KEYS);
+            let mut f = Fields {
+                walk: self,
+                table,
+                path: path.clone(),
+            };
+            let Some((name, name_span)) = f.required_string("name", table_span(table)) else {
+                continue;
+            };
+            let mut repo = RepositoryConfig::named(&name);
+            if let Err(e) = names::validate_repository_name(&name) {
+                f.bad(name_span.clone(), "name", e);
+            }
+            if let Some((branch, span)) = f.string("branch") {
+                if let Err(e) = names::validate_branch(&branch) {
+                    f.bad(span, "branch", e);
+                }
+                repo.branch = branch;
+            }
+            if let Some((directory, span)) = f.string("directory") {
+                match names::normalize_directory(&directory) {
+                    Ok(d) => repo.directory = d,
+                    Err(e) => f.bad(span, "directory", e),
+                }
+            }
+            if let Some(b) = f.boolean("deployment") {
+                repo.deployment = b;
+            }
+            if let Some(b) = f.boolean("published_anonymous") {
+                repo.published_anonymous = b;
+            }
+            if let Some((upstream, span)) = f.string("upstream") {
+                let known = ["http://", "https://", "file://", "ssh://"];
+                if !known
+                    .iter()
+                    .any(|p| upstream.starts_with(p) && upstream.len() > p.len())
+                {
+                    f.bad(span, "upstream", format!("{upstream:?} is not a Git URL starting with http://, https://, file:// or ssh://"));
+                }
+                repo.upstream = Some(upstream);
+            }
+            let line = self.line_of(name_span.clone());
+            match seen.get(&name) {
+                Some(first) => {
+                    let at = first.map(|l| format!(" on line {l}")).unwrap_or_default();
+                    self.problem(
+                        name_span,
+                        Some(format!("{path}.name")),
+                        format!("repository {name:?} is already defined{at}; names must be unique"),
+                    );
+                }
+                None => {
+                    seen.insert(name.clone(), line);
+                }
+            }
+            out.push(repo);
+        }
+        out
+    }
+
+    fn users(&mut self, item: Option<&Item>) -> Vec<UserConfig> {
+        let tables = self.array_of_tables(item, "user");
+        let mut seen: HashMap<String, Option<usize>> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, table) in tables.into_iter().enumerate() {
+            let path = format!("user[{i}]");
+            self.unknown_keys(table, &path, USER_KEYS);
+            let mut f = Fields {
+                walk: self,
+                table,
+                path: path.clone(),
+            };
+            let name = f.required_string("name", table_span(table));
+            let token = f.required_string("token_sha256", table_span(table));
+            let roles_item = f.string_array("roles");
+            let patterns = f.string_array("repositories");
+            let Some((name, name_span)) = name else {
+                continue;
+            };
+            if let Err(e) = names::validate_user_name(&name) {
+                f.bad(name_span.clone(), "name", e);
+            }
+            let digest = token.and_then(|(hex_text, span)| {
+                let mut digest = [0u8; 32];
+                match hex::decode_to_slice(hex_text.trim(), &mut digest) {
+                    Ok(()) => Some(digest),
+                    Err(_) => {
+                        f.bad(span, "token_sha256", format!("must be 64 hex characters (the SHA-256 of the token), found {} characters; run `cadgate token` to make a token and this line", hex_text.len()));
+                        None
+                    }
+                }
+            });
+            let mut roles = Vec::new();
+            match roles_item {
+                None => f.bad(
+                    table_span(table),
+                    "roles",
+                    "is missing; give at least one of reader, author, approver, admin".into(),
+                ),
+                Some((values, span)) => {
+                    if values.is_empty() {
+                        f.bad(
+                            span.clone(),
+                            "roles",
+                            "is empty; give at least one of reader, author, approver, admin".into(),
+                        );
+                    }
+                    for (value, span) in values {
+                        match Role::parse(&value) {
+                            Some(role) => roles.push(role),
+                            None => f.bad(span, "roles", format!("unknown role {value:?}; roles are reader, author, approver, admin")),
+                        }
+                    }
+                }
+            }
+            let mut repositories = vec!["*".to_string()];
+            if let Some((values, _)) = patterns {
+                repositories = Vec::new();
+                for (pattern, span) in values {
+                    match crate::model::compile_glob(&pattern) {
+                        Ok(_) => repositories.push(pattern),
+                        Err(e) => f.bad(span, "repositories", e),
+                    }
+                }
+            }
+            let line = self.line_of(name_span.clone());
+            if let Some(first) = seen.get(&name) {
+                let at = first.map(|l| format!(" on line {l}")).unwrap_or_default();
+                self.problem(
+                    name_span.clone(),
+                    Some(format!("{path}.name")),
+                    format!("user {name:?} is already defined{at}; names must be unique"),
+                );
+            } else {
+                seen.insert(name.clone(), line);
+            }
+            if let Some(digest) = digest {
+                match UserConfig::new(&name, digest, roles, repositories) {
+                    Ok(user) => out.push(user),
+                    Err(e) => self.problem(name_span, Some(format!("{path}.repositories")), e),
+                }
+            }
+        }
+        out
+    }
+
+    /// A `[section]` (or inline table) as a table, reporting a wrong type.
+    fn section<'d>(&mut self, item: Option<&'d Item>, key: &str) -> Option<&'d dyn TableLike> {
+        let item = item?;
+        match item.as_table_like() {
+            Some(t) => Some(t),
+            None => {
+                self.problem(
+                    item.span(),
+                    Some(key.into()),
+                    format!("must be a table: write it as [{key}]"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A `[[section]]` as a list of tables, reporting a wrong type.
+    fn array_of_tables<'d>(&mut self, item: Option<&'d Item>, key: &str) -> Vec<&'d dyn TableLike> {
+        let Some(item) = item else { return Vec::new() };
+        if let Some(array) = item.as_array_of_tables() {
+            return array.iter().map(|t| t as &dyn TableLike).collect();
+        }
+        if let Some(array) = item.as_array() {
+            let tables: Option<Vec<&dyn TableLike>> = array
+                .iter()
+                .map(|v| v.as_inline_table().map(|t| t as &dyn TableLike))
+                .collect();
+            if let Some(tables) = tables {
+                return tables;
+            }
+        }
+        self.problem(
+            item.span(),
+            Some(key.into()),
+            format!("must be a list of tables: write each as [[{key}]]"),
+        );
+        Vec::new()
+    }
+}
+
+fn table_span(table: &dyn TableLike) -> Option<Range<usize>> {
+    table
+        .iter()
+        .find_map(|(k, _)| table.key(k).and_then(|key| key.span()))
+}
+
+/// Typed access to one table's fields, reporting wrong types.
+struct Fields<'w, 'a, 'd> {
+    walk: &'w mut Walk<'a>,
+    table: &'d dyn TableLike,
+    path: String,
+}
+
+impl Fields<'_, '_, '_> {
+    fn bad(&mut self, span: Option<Range<usize>>, key: &str, message: String) {
+        let key = join(&self.path, key);
+        self.walk.problem(span, Some(key), message);
+    }
+
+    fn value(&mut self, key: &str, expected: &str) -> Option<(&Value, Option<Range<usize>>)> {
+        let item = self.table.get(key)?;
+        let span = item
+            .span()
+            .or_else(|| self.table.key(key).and_then(|k| k.span()));
+        match item.as_value() {
+            Some(v) => Some((v, span)),
+            None => {
+                self.bad(span, key, format!("must be {expected}"));
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, key: &str) -> Option<(String, Option<Range<usize>>)> {
+        let (value, span) = self.value(key, "a string")?;
+        match value.as_str() {
+            Some(s) => Some((s.to_string(), span)),
+            None => {
+                self.bad(span, key, "must be a string (in quotes)".into());
+                None
+            }
+        }
+    }
+
+    fn required_string(
+        &mut self,
+        key: &str,
+        table_span: Option<Range<usize>>,
+    ) -> Option<(String, Option<Range<usize>>)> {
+        if self.table.get(key).is_none() {
+            self.bad(table_span, key, "is required".into());
+            return None;
+        }
+        self.string(key)
+    }
+
+    fn boolean(&mut self, key: &str) -> Option<bool> {
+        let (value, span) = self.value(key, "true or false")?;
+        match value.as_bool() {
+            Some(b) => Some(b),
+            None => {
+                self.bad(span, key, "must be true or false".into());
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, key: &str, min: u64, max: u64) -> Option<u64> {
+        let (value, span) = self.value(key, "a whole number")?;
+        match value.as_integer().and_then(|i| u64::try_from(i).ok()) {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.bad(
+                    span,
+                    key,
+                    format!("must be a whole number from {min} to {max}"),
+                );
+                None
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn string_array(
+        &mut self,
+        key: &str,
+    ) -> Option<(Vec<(String, Option<Range<usize>>)>, Option<Range<usize>>)> {
+        let (value, span) = self.value(key, "a list of strings")?;
+        let Some(array) = value.as_array() else {
+            self.bad(
+                span,
+                key,
+                "must be a list of strings, e.g. [\"reader\"]".into(),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        for v in array.iter() {
+            match v.as_str() {
+                Some(s) => out.push((s.to_string(), v.span())),
+                None => problems.push(v.span()),
+            }
+        }
+        for p in problems {
+            self.bad(p, key, "every item must be a string (in quotes)".into());
+        }
+        Some((out, span))
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                previous
+            } else {
+                1 + previous.min(row[j]).min(row[j + 1])
+            };
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::edit_distance;
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("listen", "lisen"), 1);
+        assert_eq!(edit_distance("listen", "listen"), 0);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+}

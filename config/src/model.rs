@@ -1,0 +1,204 @@
+//! The typed configuration (contract §3).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use sha2::{Digest, Sha256};
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from; `None` when built in memory.
+    pub source: Option<PathBuf>,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[[repository]]`, in file order.
+    pub repositories: Vec<RepositoryConfig>,
+    /// `[policy]`.
+    pub policy: PolicyConfig,
+    /// `[[user]]`, in file order.
+    pub users: Vec<UserConfig>,
+}
+
+impl Config {
+    /// The repository registered under `name`.
+    pub fn repository(&self, name: &str) -> Option<&RepositoryConfig> {
+        self.repositories.iter().find(|r| r.name == name)
+    }
+
+    /// The user called `name`.
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        self.users.iter().find(|u| u.name == name)
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `listen`: the address to bind (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// `data_dir`: where repositories live (default `cadgate-data`).
+    pub data_dir: PathBuf,
+    /// `max_git_processes`: git children at once (default 32).
+    pub max_git_processes: usize,
+    /// `queue_timeout_secs`: wait for a git slot before a 503 (default 10).
+    pub queue_timeout_secs: u64,
+    /// `request_timeout_secs`: a git child running longer is killed (default 3600).
+    pub request_timeout_secs: u64,
+    /// `max_request_bytes`: fetch request body limit after decoding (default 64 MiB).
+    pub max_request_bytes: u64,
+    /// `max_push_bytes`: push body limit (default 4 GiB).
+    pub max_push_bytes: u64,
+    /// `git`: the git binary (default `git`).
+    pub git: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("cadgate-data"),
+            max_git_processes: 32,
+            queue_timeout_secs: 10,
+            request_timeout_secs: 3600,
+            max_request_bytes: 64 << 20,
+            max_push_bytes: 4 << 30,
+            git: PathBuf::from("git"),
+        }
+    }
+}
+
+/// `[[repository]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryConfig {
+    /// `name`: `/<name>.git` and `/published/<name>.git`.
+    pub name: String,
+    /// `branch`: the registered branch (default `main`).
+    pub branch: String,
+    /// `directory`: the package root inside the repository, `/`-trimmed (default "").
+    pub directory: String,
+    /// `deployment`: what Config Sync reads.
+    pub deployment: bool,
+    /// `published_anonymous`: anyone may read the published view.
+    pub published_anonymous: bool,
+    /// `upstream`: forward mode's upstream URL.
+    pub upstream: Option<String>,
+}
+
+impl RepositoryConfig {
+    /// A repository with every default and this name.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            branch: "main".into(),
+            directory: String::new(),
+            deployment: false,
+            published_anonymous: false,
+            upstream: None,
+        }
+    }
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// `self_approval`: may a user publish a proposal they proposed (default false).
+    pub self_approval: bool,
+}
+
+/// A role, in privilege order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Fetches the authoring view.
+    Reader,
+    /// Also creates, updates, proposes and deletes drafts and proposals; proposes deletions.
+    Author,
+    /// Also publishes, rejects, approves or rejects deletions.
+    Approver,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    /// Every role, lowest first.
+    pub const ALL: [Role; 4] = [Role::Reader, Role::Author, Role::Approver, Role::Admin];
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Author => "author",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parse the config spelling.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[[user]]`.
+#[derive(Debug, Clone)]
+pub struct UserConfig {
+    /// `name`: the HTTP Basic user name.
+    pub name: String,
+    /// `token_sha256`: SHA-256 of the token.
+    pub token_sha256: [u8; 32],
+    /// `roles`.
+    pub roles: Vec<Role>,
+    /// `repositories`: glob patterns of repository names (default `["*"]`).
+    pub repositories: Vec<String>,
+    globs: GlobSet,
+}
+
+impl UserConfig {
+    /// A user; fails with the glob library's message on a bad pattern.
+    pub fn new(
+        name: &str,
+        token_sha256: [u8; 32],
+        roles: Vec<Role>,
+        repositories: Vec<String>,
+    ) -> Result<Self, String> {
+        let mut builder = GlobSetBuilder::new();
+        for pattern in &repositories {
+            builder.add(compile_glob(pattern)?);
+        }
+        let globs = builder.build().map_err(|e| e.to_string())?;
+        Ok(Self {
+            name: name.to_string(),
+            token_sha256,
+            roles,
+            repositories,
+            globs,
+        })
+    }
+
+    /// The highest role this user holds on `repository`, or `None` when none
+    /// of its patterns match.
+    pub fn role_for(&self, repository: &str) -> Option<Role> {
+        if self.globs.is_match(repository) {
+            self.roles.iter().copied().max()
+        } else {
+            None
+        }
+    }
+}
+
+/// Compile one repository pattern (`*` matches across `/` too).
+pub(crate) fn compile_glob(pattern: &str) -> Result<Glob, String> {
+    Glob::new(pattern).map_err(|e| format!("bad glob {pattern:?}: {e}"))
+}
+
+/// The lowercase hex SHA-256 of a token, as `token_sha256` holds it.
+pub fn token_sha256_hex(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}

@@ -1,0 +1,187 @@
+//! The naming rules: repository names, branches, package directories, users.
+
+/// First URL segments that cannot start a repository name (contract §4).
+pub const RESERVED_FIRST_SEGMENTS: &[&str] = &["published", "api", "healthz", "metrics", "ui"];
+
+/// Branch namespaces that belong to the package lifecycle.
+const LIFECYCLE_NAMESPACES: &[&str] = &["drafts/", "proposed/", "deletionProposed/"];
+
+/// Check a repository name: `/`-separated segments of `[A-Za-z0-9._-]`, not
+/// starting with `.` or `-`, not ending in `.lock`; the whole not ending in
+/// `.git` (URLs add it) and not starting with a reserved segment.
+pub fn validate_repository_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a repository name cannot be empty".into());
+    }
+    if name.len() > 200 {
+        return Err("a repository name is at most 200 characters".into());
+    }
+    for segment in name.split('/') {
+        check_segment(segment).map_err(|e| format!("{name:?}: {e}"))?;
+    }
+    if name.ends_with(".git") {
+        return Err(format!(
+            "{name:?} ends in .git; name it {:?} (URLs work with and without .git)",
+            name.trim_end_matches(".git")
+        ));
+    }
+    let first = name.split('/').next().unwrap_or(name);
+    if RESERVED_FIRST_SEGMENTS.contains(&first) {
+        return Err(format!(
+            "{name:?} starts with `{first}`, which is reserved for the server's own URLs ({})",
+            RESERVED_FIRST_SEGMENTS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn check_segment(segment: &str) -> Result<(), String> {
+    if segment.is_empty() {
+        return Err("has an empty path segment (`//` or a leading or trailing `/`)".into());
+    }
+    if segment.starts_with('.') || segment.starts_with('-') {
+        return Err(format!("segment {segment:?} starts with `.` or `-`"));
+    }
+    if segment.ends_with(".lock") {
+        return Err(format!("segment {segment:?} ends in .lock"));
+    }
+    if let Some(c) = segment
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "segment {segment:?} contains {c:?}; use letters, digits, `.`, `_` and `-`"
+        ));
+    }
+    Ok(())
+}
+
+/// Check the registered branch: a valid branch name (git-check-ref-format)
+/// outside the lifecycle's namespaces.
+pub fn validate_branch(branch: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("{branch:?} is not a valid branch name: {why}"));
+    if branch.is_empty() {
+        return bad("it is empty");
+    }
+    if branch.starts_with('-') || branch.starts_with('/') || branch.ends_with('/') {
+        return bad("it starts with `-` or `/`, or ends with `/`");
+    }
+    if branch.ends_with('.') || branch.ends_with(".lock") {
+        return bad("it ends with `.` or `.lock`");
+    }
+    if branch.contains("..") || branch.contains("@{") || branch.contains("//") || branch == "@" {
+        return bad("it contains `..`, `@{` or `//`");
+    }
+    if branch.chars().any(|c| {
+        c.is_ascii_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+    }) {
+        return bad("it contains a space, a control character or one of ~^:?*[\\");
+    }
+    if branch.split('/').any(|c| c.starts_with('.')) {
+        return bad("a component starts with `.`");
+    }
+    if let Some(ns) = LIFECYCLE_NAMESPACES
+        .iter()
+        .find(|ns| branch.starts_with(**ns))
+    {
+        return Err(format!(
+            "{branch:?} is inside `{ns}`, which holds package drafts and proposals; pick another branch"
+        ));
+    }
+    Ok(())
+}
+
+/// Normalise and check a package directory: leading and trailing `/` are
+/// trimmed; segments follow the repository-name rules.
+pub fn normalize_directory(directory: &str) -> Result<String, String> {
+    let trimmed = directory.trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    for segment in trimmed.split('/') {
+        check_segment(segment).map_err(|e| format!("directory {directory:?}: {e}"))?;
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Check a user name: `[A-Za-z0-9._@-]+`.
+pub fn validate_user_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 128 {
+        return Err("a user name has 1 to 128 characters".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-')))
+    {
+        return Err(format!(
+            "user name {name:?} contains {c:?}; use letters, digits, `.`, `_`, `@` and `-`"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_names() {
+        for ok in ["demo", "org/blueprints", "a.b_c-d", "x/y/z"] {
+            assert!(validate_repository_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "a//b",
+            "/a",
+            "a/",
+            "../x",
+            "a/../b",
+            ".hidden",
+            "-x",
+            "a.git",
+            "x.lock",
+            "published/x",
+            "api",
+            "healthz",
+            "metrics",
+            "ui/x",
+            "a b",
+            "a%2e",
+        ] {
+            assert!(validate_repository_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn branches() {
+        for ok in ["main", "release/1.0", "nested/release"] {
+            assert!(validate_branch(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "drafts/x",
+            "proposed/x",
+            "deletionProposed/x",
+            "a..b",
+            "-a",
+            "a.lock",
+            "a b",
+            "a@{1}",
+            ".a",
+            "a/",
+        ] {
+            assert!(validate_branch(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn directories() {
+        assert_eq!(
+            normalize_directory("/blueprints/").as_deref(),
+            Ok("blueprints")
+        );
+        assert_eq!(normalize_directory("").as_deref(), Ok(""));
+        assert!(normalize_directory("a/../b").is_err());
+        assert!(normalize_directory("a//b").is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! cadgate's lifecycle engine: the rules that judge every push.
+//!
+//! This crate holds the one enforcement path of cadgate (contract §1): the
+//! embedded server, a hook installed on a third-party Git host and the
+//! forwarding proxy all run these rules inside git's hooks.
+//!
+//! - [`refs`]: the Porch ref layout — what a ref name means;
+//! - [`kptfile`]: the Kptfile that marks a package, and its checks.
+
+pub mod kptfile;
+pub mod refs;

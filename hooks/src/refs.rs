@@ -1,0 +1,375 @@
+//! The Porch ref layout (contract §5): which ref names mean what.
+//!
+//! `D` is the repository's package directory, `F = D/P` a package's full
+//! path, `ws` a workspace and `B` the registered branch:
+//!
+//! | lifecycle | ref |
+//! |---|---|
+//! | Draft | `refs/heads/drafts/F/ws` |
+//! | Proposed | `refs/heads/proposed/F/ws` |
+//! | Published N | `refs/tags/F/vN` |
+//! | DeletionProposed N | `refs/heads/deletionProposed/F/vN` (the tag stays) |
+//!
+//! Parsing is total: every ref name maps to a [`RefKind`], and names that do
+//! not fit the layout (foreign tags like `v1.2.3`, other branches) are
+//! [`RefKind::Foreign`], never an error, so hand-made refs never break
+//! discovery.
+
+use std::fmt;
+
+/// The ref namespace of drafts.
+pub const DRAFTS: &str = "refs/heads/drafts/";
+/// The ref namespace of proposals.
+pub const PROPOSED: &str = "refs/heads/proposed/";
+/// The ref namespace of deletion proposals.
+pub const DELETION_PROPOSED: &str = "refs/heads/deletionProposed/";
+/// The ref namespace of published revisions.
+pub const TAGS: &str = "refs/tags/";
+/// Where cadgate keeps its audit notes.
+pub const NOTES: &str = "refs/notes/cadgate";
+
+/// What the layout knows about a repository: its registered branch and its
+/// package directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    branch: String,
+    directory: String,
+}
+
+/// A package's full path `F` (the directory `D` included), e.g. `catalog/gcp/bucket`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PackagePath(String);
+
+/// What a ref name means in the layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefKind {
+    /// `refs/heads/B`.
+    Branch,
+    /// `refs/heads/drafts/F/ws`.
+    Draft {
+        /// The package.
+        package: PackagePath,
+        /// The workspace.
+        workspace: String,
+    },
+    /// `refs/heads/proposed/F/ws`.
+    Proposed {
+        /// The package.
+        package: PackagePath,
+        /// The workspace.
+        workspace: String,
+    },
+    /// `refs/tags/F/vN`.
+    Published {
+        /// The package.
+        package: PackagePath,
+        /// The revision, ≥ 1.
+        revision: u64,
+    },
+    /// `refs/heads/deletionProposed/F/vN`.
+    DeletionProposed {
+        /// The package.
+        package: PackagePath,
+        /// The revision, ≥ 1.
+        revision: u64,
+    },
+    /// `refs/notes/cadgate`.
+    Notes,
+    /// Anything else: other branches, foreign tags, refs outside the directory.
+    Foreign,
+}
+
+impl Layout {
+    /// The layout of a repository with registered branch `branch` and package
+    /// directory `directory` (leading and trailing `/` ignored).
+    pub fn new(branch: &str, directory: &str) -> Self {
+        Self {
+            branch: branch.to_string(),
+            directory: directory.trim_matches('/').to_string(),
+        }
+    }
+
+    /// The registered branch `B`.
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    /// The full name of the registered branch, `refs/heads/B`.
+    pub fn branch_ref(&self) -> String {
+        format!("refs/heads/{}", self.branch)
+    }
+
+    /// The package directory `D` ("" for the repository root).
+    pub fn directory(&self) -> &str {
+        &self.directory
+    }
+
+    /// Classify a full ref name.
+    pub fn classify(&self, name: &str) -> RefKind {
+        if name == self.branch_ref() {
+            return RefKind::Branch;
+        }
+        if name == NOTES {
+            return RefKind::Notes;
+        }
+        if let Some(rest) = name.strip_prefix(DRAFTS) {
+            if let Some((package, workspace)) = self.split_workspace(rest) {
+                return RefKind::Draft { package, workspace };
+            }
+        } else if let Some(rest) = name.strip_prefix(PROPOSED) {
+            if let Some((package, workspace)) = self.split_workspace(rest) {
+                return RefKind::Proposed { package, workspace };
+            }
+        } else if let Some(rest) = name.strip_prefix(DELETION_PROPOSED) {
+            if let Some((package, revision)) = self.split_revision(rest) {
+                return RefKind::DeletionProposed { package, revision };
+            }
+        } else if let Some(rest) = name.strip_prefix(TAGS) {
+            if let Some((package, revision)) = self.split_revision(rest) {
+                return RefKind::Published { package, revision };
+            }
+        }
+        RefKind::Foreign
+    }
+
+    /// `F/ws` → (F, ws) when F is a package path inside D and ws a workspace.
+    fn split_workspace(&self, rest: &str) -> Option<(PackagePath, String)> {
+        let (package, workspace) = rest.rsplit_once('/')?;
+        if !is_workspace(workspace) {
+            return None;
+        }
+        Some((self.package(package)?, workspace.to_string()))
+    }
+
+    /// `F/vN` → (F, N) when F is a package path inside D and N ≥ 1.
+    fn split_revision(&self, rest: &str) -> Option<(PackagePath, u64)> {
+        let (package, version) = rest.rsplit_once('/')?;
+        Some((self.package(package)?, parse_revision(version)?))
+    }
+
+    /// `F` as a package path when it lies inside D (and is not D itself).
+    pub fn package(&self, full_path: &str) -> Option<PackagePath> {
+        if !is_package_path(full_path) {
+            return None;
+        }
+        if !self.directory.is_empty() {
+            let below = full_path.strip_prefix(&self.directory)?;
+            if !below.starts_with('/') {
+                return None;
+            }
+        }
+        Some(PackagePath(full_path.to_string()))
+    }
+
+    /// The draft ref of `package` in `workspace`.
+    pub fn draft_ref(&self, package: &PackagePath, workspace: &str) -> String {
+        format!("{DRAFTS}{package}/{workspace}")
+    }
+
+    /// The proposal ref of `package` in `workspace`.
+    pub fn proposed_ref(&self, package: &PackagePath, workspace: &str) -> String {
+        format!("{PROPOSED}{package}/{workspace}")
+    }
+
+    /// The tag of revision `revision` of `package`.
+    pub fn tag_ref(&self, package: &PackagePath, revision: u64) -> String {
+        format!("{TAGS}{package}/v{revision}")
+    }
+
+    /// The deletion-proposal ref of revision `revision` of `package`.
+    pub fn deletion_proposed_ref(&self, package: &PackagePath, revision: u64) -> String {
+        format!("{DELETION_PROPOSED}{package}/v{revision}")
+    }
+
+    /// The package's path below D (the API's `packageName`).
+    pub fn package_name<'a>(&self, package: &'a PackagePath) -> &'a str {
+        if self.directory.is_empty() {
+            package.as_str()
+        } else {
+            package
+                .as_str()
+                .strip_prefix(&self.directory)
+                .map(|s| s.trim_start_matches('/'))
+                .unwrap_or(package.as_str())
+        }
+    }
+}
+
+impl PackagePath {
+    /// The full path as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last path segment: what the Kptfile's `metadata.name` must be.
+    pub fn leaf(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+
+    /// Whether `other` lies strictly inside this package.
+    pub fn contains(&self, other: &PackagePath) -> bool {
+        other
+            .0
+            .strip_prefix(&self.0)
+            .is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
+impl fmt::Display for PackagePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `vN` with N ≥ 1 in decimal (leading zeros are not a revision).
+pub fn parse_revision(version: &str) -> Option<u64> {
+    let digits = version.strip_prefix('v')?;
+    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// A workspace is an RFC 1123 label: lowercase alphanumerics and `-`, at most
+/// 63 characters, starting and ending with an alphanumeric.
+pub fn is_workspace(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+/// A package path: `/`-separated segments of `[A-Za-z0-9._-]`, none empty,
+/// none starting with `.` (so no `.`, `..` or hidden directories), at most
+/// 512 bytes.
+pub fn is_package_path(path: &str) -> bool {
+    path.len() <= 512
+        && !path.is_empty()
+        && path.split('/').all(|segment| {
+            !segment.is_empty()
+                && !segment.starts_with('.')
+                && !segment.ends_with(".lock")
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkg(s: &str) -> PackagePath {
+        PackagePath(s.to_string())
+    }
+
+    #[test]
+    fn classifies_the_layout_at_the_root() {
+        let layout = Layout::new("main", "");
+        assert_eq!(layout.classify("refs/heads/main"), RefKind::Branch);
+        assert_eq!(
+            layout.classify("refs/heads/drafts/catalog/gcp/bucket/v2"),
+            RefKind::Draft {
+                package: pkg("catalog/gcp/bucket"),
+                workspace: "v2".into()
+            }
+        );
+        assert_eq!(
+            layout.classify("refs/heads/proposed/basens/ws-1"),
+            RefKind::Proposed {
+                package: pkg("basens"),
+                workspace: "ws-1".into()
+            }
+        );
+        assert_eq!(
+            layout.classify("refs/tags/catalog/namespace/basens/v3"),
+            RefKind::Published {
+                package: pkg("catalog/namespace/basens"),
+                revision: 3
+            }
+        );
+        assert_eq!(
+            layout.classify("refs/heads/deletionProposed/basens/v1"),
+            RefKind::DeletionProposed {
+                package: pkg("basens"),
+                revision: 1
+            }
+        );
+        assert_eq!(layout.classify(NOTES), RefKind::Notes);
+    }
+
+    #[test]
+    fn foreign_refs_are_ignored_not_errors() {
+        let layout = Layout::new("main", "");
+        for name in [
+            "refs/tags/v1.2.3",
+            "refs/tags/release",
+            "refs/tags/pkg/v2.0.0",
+            "refs/tags/pkg/v0",
+            "refs/tags/pkg/v01",
+            "refs/heads/feature",
+            "refs/heads/drafts/nows",
+            "refs/heads/drafts/pkg/Upper",
+            "refs/heads/drafts/../x/ws",
+            "refs/heads/drafts/.hidden/ws",
+            "refs/heads/drafts//ws",
+            "refs/pull/1/head",
+            "HEAD",
+        ] {
+            assert_eq!(layout.classify(name), RefKind::Foreign, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_directory_scopes_packages() {
+        let layout = Layout::new("main", "/blueprints/");
+        assert_eq!(layout.directory(), "blueprints");
+        assert_eq!(
+            layout.classify("refs/tags/blueprints/bp1/v2"),
+            RefKind::Published {
+                package: pkg("blueprints/bp1"),
+                revision: 2
+            }
+        );
+        assert_eq!(
+            layout.classify("refs/tags/blueprints2/bp1/v2"),
+            RefKind::Foreign
+        );
+        assert_eq!(layout.classify("refs/tags/other/bp1/v2"), RefKind::Foreign);
+        assert_eq!(layout.classify("refs/tags/blueprints/v2"), RefKind::Foreign);
+        assert_eq!(layout.package_name(&pkg("blueprints/a/b")), "a/b");
+    }
+
+    #[test]
+    fn builds_what_it_parses() {
+        let layout = Layout::new("main", "d");
+        let p = pkg("d/a/b");
+        for name in [
+            layout.draft_ref(&p, "ws"),
+            layout.proposed_ref(&p, "ws"),
+            layout.tag_ref(&p, 7),
+            layout.deletion_proposed_ref(&p, 7),
+        ] {
+            assert_ne!(layout.classify(&name), RefKind::Foreign, "{name}");
+        }
+        assert_eq!(p.leaf(), "b");
+        assert!(pkg("a").contains(&pkg("a/b")));
+        assert!(!pkg("a").contains(&pkg("ab")));
+        assert!(!pkg("a").contains(&pkg("a")));
+    }
+
+    #[test]
+    fn workspaces_are_rfc1123_labels() {
+        assert!(is_workspace("v1"));
+        assert!(is_workspace("my-ws-2"));
+        assert!(!is_workspace(""));
+        assert!(!is_workspace("-a"));
+        assert!(!is_workspace("a-"));
+        assert!(!is_workspace("A"));
+        assert!(!is_workspace(&"a".repeat(64)));
+    }
+}

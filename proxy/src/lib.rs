@@ -1,0 +1,28 @@
+//! cadgate: a Git smart-HTTP server and proxy that enforces the kpt package
+//! lifecycle (Draft → Proposed → Published) on plain `git push`.
+//!
+//! The crate is layered from the network inwards:
+//!
+//! - [`transport`]: accepting connections, HTTP/1.1 and h2c, graceful shutdown;
+//! - [`service`]: the per-request pipeline (observe → route → handler);
+//! - [`routes`]: URL paths to views, repositories and Git endpoints;
+//! - [`auth`]: HTTP Basic users and tokens, roles per repository;
+//! - [`smart_http`]: the smart-HTTP protocol, with git doing the pack work;
+//! - [`git_process`]: the bounded pool of git children;
+//! - [`repositories`]: registered repositories on disk;
+//! - [`observe`]: metrics and access logs;
+//! - [`server`]: assembling all of it from a config.
+//!
+//! The lifecycle rules themselves live in the `cadgate-hooks` crate and run
+//! inside git's hooks, so every path into a repository is judged by one code.
+
+pub mod auth;
+pub mod error;
+pub mod git_process;
+pub mod observe;
+pub mod repositories;
+pub mod routes;
+pub mod server;
+pub mod service;
+pub mod smart_http;
+pub mod transport;

@@ -1,0 +1,16 @@
+//! The `cadgate` command: a thin shell over the `cadgate` library.
+
+mod cli;
+mod embedded;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("cadgate: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

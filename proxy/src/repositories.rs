@@ -1,0 +1,242 @@
+//! The registered repositories and where they live on disk.
+//!
+//! On start every `[[repository]]` gets a bare repository under
+//! `<data_dir>/repositories/<name>.git`, its registered branch (an initial
+//! commit when missing) and the git settings cadgate relies on. Requests find
+//! repositories here by exact name, so a URL can only ever reach a directory
+//! the config named.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+
+use cadgate_config::RepositoryConfig;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+/// Settings written into every served repository on start (idempotent).
+const REPOSITORY_SETTINGS: &[(&str, &str)] = &[
+    // Reflogs make every ref move recoverable.
+    ("core.logAllRefUpdates", "always"),
+    // Broken or malicious objects are refused at the door.
+    ("receive.fsckObjects", "true"),
+    ("receive.advertisePushOptions", "true"),
+    // Protocol v0 may then fetch any reachable commit by SHA, as v2 can.
+    ("uploadpack.allowReachableSHA1InWant", "true"),
+    ("uploadpack.allowFilter", "true"),
+    // Keep clones and no-op fetches cheap as the repository grows.
+    ("repack.writeBitmaps", "true"),
+    ("pack.writeBitmapHashCache", "true"),
+    ("gc.writeCommitGraph", "true"),
+    ("fetch.writeCommitGraph", "true"),
+];
+
+/// Content of the first commit on a newly created registered branch.
+const README: &str = "Created by cadgate.\n\nPackages (directories with a Kptfile) are published here by cadgate;\npush drafts to refs/heads/drafts/<package>/<workspace>.\n";
+
+/// A registered repository.
+#[derive(Debug)]
+pub struct Repository {
+    /// Its `[[repository]]` entry.
+    pub config: RepositoryConfig,
+    /// The bare repository that holds every ref (the authoring view).
+    pub path: PathBuf,
+}
+
+/// Failure to prepare a repository on disk.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot prepare repository '{name}' at {}: {detail}", path.display())]
+pub struct RepositoryError {
+    name: String,
+    path: PathBuf,
+    detail: String,
+}
+
+/// Every registered repository by name.
+#[derive(Debug, Default)]
+pub struct Registry {
+    by_name: HashMap<String, Arc<Repository>>,
+}
+
+impl Registry {
+    /// Create or open every configured repository under `data_dir`.
+    pub async fn open(
+        repositories: &[RepositoryConfig],
+        data_dir: &Path,
+        git: &Path,
+    ) -> Result<Self, RepositoryError> {
+        let mut by_name = HashMap::new();
+        for config in repositories {
+            let path = data_dir
+                .join("repositories")
+                .join(format!("{}.git", config.name));
+            prepare(git, config, &path)
+                .await
+                .map_err(|detail| RepositoryError {
+                    name: config.name.clone(),
+                    path: path.clone(),
+                    detail,
+                })?;
+            by_name.insert(
+                config.name.clone(),
+                Arc::new(Repository {
+                    config: config.clone(),
+                    path,
+                }),
+            );
+        }
+        Ok(Self { by_name })
+    }
+
+    /// The repository registered under `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Repository>> {
+        self.by_name.get(name)
+    }
+
+    /// Every repository, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Repository>> {
+        self.by_name.values()
+    }
+}
+
+async fn prepare(git: &Path, config: &RepositoryConfig, path: &Path) -> Result<(), String> {
+    let branch_ref = format!("refs/heads/{}", config.branch);
+    if !path.join("HEAD").exists() {
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        let path_arg = path.to_string_lossy().into_owned();
+        run(
+            git,
+            None,
+            &[
+                "init",
+                "--bare",
+                "--quiet",
+                "--initial-branch",
+                &config.branch,
+                &path_arg,
+            ],
+            None,
+        )
+        .await?;
+        tracing::info!(repository = %config.name, path = %path.display(), "created bare repository");
+    }
+    for (key, value) in REPOSITORY_SETTINGS {
+        run(git, Some(path), &["config", key, value], None).await?;
+    }
+    let has_branch = run(
+        git,
+        Some(path),
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{branch_ref}^{{commit}}"),
+        ],
+        None,
+    )
+    .await
+    .is_ok();
+    if !has_branch {
+        let blob = run(
+            git,
+            Some(path),
+            &["hash-object", "-w", "--stdin"],
+            Some(README),
+        )
+        .await?;
+        let tree = run(
+            git,
+            Some(path),
+            &["mktree"],
+            Some(&format!("100644 blob {}\tREADME.md\n", blob.trim())),
+        )
+        .await?;
+        let message = format!("Initial commit: Creating {} branch", config.branch);
+        let commit = run(
+            git,
+            Some(path),
+            &["commit-tree", tree.trim(), "-m", &message],
+            None,
+        )
+        .await?;
+        // Create only if still absent: never overwrite a branch.
+        run(
+            git,
+            Some(path),
+            &[
+                "update-ref",
+                "-m",
+                "cadgate: create the registered branch",
+                &branch_ref,
+                commit.trim(),
+                "0000000000000000000000000000000000000000",
+            ],
+            None,
+        )
+        .await?;
+        tracing::info!(repository = %config.name, branch = %config.branch, "created the registered branch");
+    }
+    run(
+        git,
+        Some(path),
+        &["symbolic-ref", "HEAD", &branch_ref],
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Run a short git command and return its stdout, or its stderr as the error.
+async fn run(
+    git: &Path,
+    git_dir: Option<&Path>,
+    args: &[&str],
+    input: Option<&str>,
+) -> Result<String, String> {
+    let mut command = Command::new(git);
+    if let Some(dir) = git_dir {
+        command.arg("--git-dir").arg(dir);
+    }
+    command
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "cadgate")
+        .env("GIT_AUTHOR_EMAIL", "cadgate@localhost")
+        .env("GIT_COMMITTER_NAME", "cadgate")
+        .env("GIT_COMMITTER_EMAIL", "cadgate@localhost")
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot run {} ({e}); set server.git", git.display()))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin
+            .write_all(text.as_bytes())
+            .await
+            .map_err(|e| format!("cannot write to git: {e}"))?;
+    }
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|e| format!("git failed: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(format!(
+            "`git {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}

@@ -1,0 +1,132 @@
+//! Assembling a running server from a validated [`Config`]: data directory,
+//! git, repositories, listener, then serving until shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cadgate_config::Config;
+use tokio::net::TcpListener;
+
+use crate::git_process::{GitRunner, Limits};
+use crate::observe::Metrics;
+use crate::repositories::{Registry, RepositoryError};
+use crate::service::State;
+use crate::transport;
+
+/// Why the server could not start. Each message says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory cannot be created or used.
+    #[error("cannot use the data directory {}: {source}; pick another with --data-dir or server.data_dir", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// git cannot be run.
+    #[error("cannot run git ({git}): {detail}; install git or point server.git at it")]
+    Git {
+        /// The configured binary.
+        git: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A repository could not be prepared.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+    /// The listen address cannot be bound.
+    #[error("{0}")]
+    Bind(String),
+}
+
+/// A server that is listening and ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<State>,
+    drain_limit: Duration,
+}
+
+impl Server {
+    /// Prepare everything and bind the listener. When this returns, `/healthz`
+    /// answers as soon as [`Server::run`] is called.
+    pub async fn start(mut config: Config) -> Result<Self, StartError> {
+        let data_dir = config.server.data_dir.clone();
+        tokio::fs::create_dir_all(&data_dir)
+            .await
+            .and_then(|()| std::fs::canonicalize(&data_dir))
+            .map(|absolute| config.server.data_dir = absolute)
+            .map_err(|source| StartError::DataDir {
+                path: data_dir.clone(),
+                source,
+            })?;
+        let git = config.server.git.clone();
+        check_git(&git).await?;
+        let registry = Registry::open(&config.repositories, &config.server.data_dir, &git).await?;
+        let listener = transport::bind(config.server.listen)
+            .await
+            .map_err(StartError::Bind)?;
+        let metrics = Arc::new(Metrics::new());
+        let run_timeout = Duration::from_secs(config.server.request_timeout_secs);
+        let runner = GitRunner::new(
+            git,
+            config.server.data_dir.clone(),
+            Limits {
+                max_processes: config.server.max_git_processes,
+                queue_timeout: Duration::from_secs(config.server.queue_timeout_secs),
+                run_timeout,
+            },
+            metrics.clone(),
+        );
+        let state = Arc::new(State {
+            config: Arc::new(config),
+            registry,
+            runner,
+            metrics,
+        });
+        Ok(Self {
+            listener,
+            state,
+            drain_limit: run_timeout,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The configuration in force (data directory made absolute).
+    pub fn config(&self) -> &Config {
+        &self.state.config
+    }
+
+    /// Serve until SIGTERM or Ctrl-C, then finish requests in flight.
+    pub async fn run(self) -> std::io::Result<()> {
+        for repo in self.state.registry.iter() {
+            tracing::info!(repository = %repo.config.name, path = %repo.path.display(), "serving");
+        }
+        transport::serve(self.listener, self.state, self.drain_limit).await
+    }
+}
+
+async fn check_git(git: &std::path::Path) -> Result<(), StartError> {
+    let failure = |detail: String| StartError::Git {
+        git: git.display().to_string(),
+        detail,
+    };
+    let output = tokio::process::Command::new(git)
+        .arg("--version")
+        .output()
+        .await
+        .map_err(|e| failure(e.to_string()))?;
+    if !output.status.success() {
+        return Err(failure(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ));
+    }
+    tracing::info!(version = %String::from_utf8_lossy(&output.stdout).trim(), "using git");
+    Ok(())
+}

@@ -1,0 +1,489 @@
+//! The Git smart-HTTP protocol (gitprotocol-http(5)) for one repository:
+//! `info/refs` advertisements and the `git-upload-pack` / `git-receive-pack`
+//! RPCs. git itself moves the data: each request runs
+//! `git <service> --stateless-rpc` and its output is streamed back as it is
+//! produced; request bodies are streamed in, never held whole (pushes) or held
+//! only up to a configured size (fetch negotiations).
+
+mod body;
+mod pktline;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cadgate_config::Role;
+use futures_util::{stream, StreamExt, TryStreamExt};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming};
+use tokio::io::AsyncReadExt;
+use tokio_util::io::ReaderStream;
+
+use crate::auth;
+use crate::error::HttpError;
+use crate::git_process::{Invocation, Running, Stdin, StdinFailure};
+use crate::observe::Exchange;
+use crate::repositories::Repository;
+use crate::routes::{GitEndpoint, GitService, View};
+use crate::service::{ResponseBody, State};
+
+use body::Encoding;
+use pktline::Scan;
+
+/// Serve a Git endpoint of a registered repository.
+pub async fn serve(
+    state: &State,
+    request: Request<Incoming>,
+    exchange: &Arc<Exchange>,
+    view: View,
+    repository: &str,
+    endpoint: GitEndpoint,
+) -> Result<Response<ResponseBody>, HttpError> {
+    let repo = state.registry.get(repository).ok_or_else(|| {
+        HttpError::not_found(format!(
+            "repository '{repository}' is not registered on this server"
+        ))
+    })?;
+    exchange.set_repository(repository);
+    if view == View::Published {
+        return Err(HttpError::not_found(format!(
+            "the published view of '{repository}' is not served yet; fetch /{repository}.git"
+        )));
+    }
+    match endpoint {
+        GitEndpoint::Dumb => Err(HttpError::not_found(
+            "cadgate speaks only the smart HTTP protocol; this is a dumb-HTTP path",
+        )),
+        GitEndpoint::InfoRefs => {
+            let service = info_refs_service(request.uri().query())?;
+            exchange.set_service(service.wire_name());
+            if request.method() != Method::GET {
+                return Err(HttpError::method_not_allowed("GET"));
+            }
+            let user = authorize(state, request.headers(), repository, service, exchange)?;
+            advertise(state, request.headers(), repo, service, &user).await
+        }
+        GitEndpoint::Rpc(service) => {
+            exchange.set_service(service.wire_name());
+            if request.method() != Method::POST {
+                return Err(HttpError::method_not_allowed("POST"));
+            }
+            check_content_type(request.headers(), service)?;
+            let user = authorize(state, request.headers(), repository, service, exchange)?;
+            match service {
+                GitService::UploadPack => upload_pack(state, request, repo, &user, exchange).await,
+                GitService::ReceivePack => {
+                    receive_pack(state, request, repo, &user, exchange).await
+                }
+            }
+        }
+    }
+}
+
+/// The role each service needs on the authoring view.
+fn needed_role(service: GitService) -> (Role, &'static str) {
+    match service {
+        GitService::UploadPack => (Role::Reader, "fetching"),
+        GitService::ReceivePack => (Role::Author, "pushing"),
+    }
+}
+
+fn authorize(
+    state: &State,
+    headers: &HeaderMap,
+    repository: &str,
+    service: GitService,
+    exchange: &Exchange,
+) -> Result<auth::Principal, HttpError> {
+    let principal = auth::authenticate(&state.config, headers)?.ok_or_else(|| {
+        HttpError::unauthorized(format!(
+            "repository '{repository}' needs a user name and token (HTTP Basic)"
+        ))
+    })?;
+    exchange.set_user(&principal.name);
+    let (role, action) = needed_role(service);
+    auth::authorize(&state.config, &principal, repository, role, action)?;
+    Ok(principal)
+}
+
+fn info_refs_service(query: Option<&str>) -> Result<GitService, HttpError> {
+    let name = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("service="));
+    match name {
+        None => Err(HttpError::not_found(
+            "cadgate speaks only the smart HTTP protocol; dumb-HTTP info/refs is not served (use git 1.6.6 or newer)",
+        )),
+        Some(name) => GitService::from_wire(name).ok_or_else(|| {
+            HttpError::forbidden(format!(
+                "unsupported service {name:?}; use git-upload-pack or git-receive-pack"
+            ))
+        }),
+    }
+}
+
+fn check_content_type(headers: &HeaderMap, service: GitService) -> Result<(), HttpError> {
+    let expected = format!("application/x-{}-request", service.wire_name());
+    match headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(ct) if ct == expected => Ok(()),
+        other => Err(HttpError::unsupported_media(format!(
+            "Content-Type must be {expected}, not {}",
+            other.unwrap_or("(none)")
+        ))),
+    }
+}
+
+/// The `Git-Protocol` header, if present and well formed (`version=2`,
+/// `key=value` pairs joined by `:`). It becomes `GIT_PROTOCOL` for git.
+fn git_protocol(headers: &HeaderMap) -> Result<Option<String>, HttpError> {
+    let Some(value) = headers.get("git-protocol") else {
+        return Ok(None);
+    };
+    let bad = || {
+        HttpError::bad_request(
+            "malformed Git-Protocol header; expected key=value pairs such as version=2",
+        )
+    };
+    let value = value.to_str().map_err(|_| bad())?;
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    let well_formed = value.len() <= 256
+        && value.split(':').all(|pair| {
+            pair.split_once('=')
+                .is_some_and(|(k, v)| token(k) && token(v))
+        });
+    if well_formed {
+        Ok(Some(value.to_string()))
+    } else {
+        Err(bad())
+    }
+}
+
+fn is_v2(protocol: &Option<String>) -> bool {
+    protocol
+        .as_deref()
+        .is_some_and(|p| p.split(':').any(|pair| pair == "version=2"))
+}
+
+/// Environment for every git child of a request.
+fn git_env(
+    protocol: &Option<String>,
+    user: &auth::Principal,
+    repo: &Repository,
+) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("REMOTE_USER".to_string(), user.name.clone()),
+        ("CADGATE_USER".to_string(), user.name.clone()),
+        ("CADGATE_REPOSITORY".to_string(), repo.config.name.clone()),
+    ];
+    if let Some(p) = protocol {
+        env.push(("GIT_PROTOCOL".to_string(), p.clone()));
+    }
+    env
+}
+
+async fn advertise(
+    state: &State,
+    headers: &HeaderMap,
+    repo: &Repository,
+    service: GitService,
+    user: &auth::Principal,
+) -> Result<Response<ResponseBody>, HttpError> {
+    let protocol = git_protocol(headers)?;
+    // Protocol v0 advertisements start with the service line and a flush;
+    // v2 capability advertisements do not (as git http-backend does).
+    let preamble = if is_v2(&protocol) {
+        Bytes::new()
+    } else {
+        let line = format!("# service={}\n", service.wire_name());
+        Bytes::from(format!("{:04x}{line}0000", line.len() + 4))
+    };
+    let running = state
+        .runner
+        .spawn(Invocation {
+            args: vec![
+                service.subcommand().into(),
+                "--stateless-rpc".into(),
+                "--advertise-refs".into(),
+                repo.path.clone().into_os_string(),
+            ],
+            env: git_env(&protocol, user, repo),
+            stdin: Stdin::Empty,
+            label: format!(
+                "{} --advertise-refs {}",
+                service.subcommand(),
+                repo.config.name
+            ),
+        })
+        .await?;
+    stream_response(
+        running,
+        preamble,
+        &format!("application/x-{}-advertisement", service.wire_name()),
+    )
+    .await
+}
+
+async fn upload_pack(
+    state: &State,
+    request: Request<Incoming>,
+    repo: &Repository,
+    user: &auth::Principal,
+    exchange: &Arc<Exchange>,
+) -> Result<Response<ResponseBody>, HttpError> {
+    let limit = state.config.server.max_request_bytes;
+    let protocol = git_protocol(request.headers())?;
+    let encoding = Encoding::from_headers(request.headers())?;
+    if encoding == Encoding::Identity {
+        body::check_declared_length(
+            request.headers(),
+            limit,
+            "the fetch request",
+            "max_request_bytes",
+        )?;
+    }
+    // Negotiation requests are small; reading them whole lets a malformed or
+    // oversized one get a clear 400/413 before git runs.
+    let mut reader = body::reader(request.into_body(), encoding, exchange.clone());
+    let mut buf = Vec::new();
+    (&mut reader)
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| body::unreadable(encoding, &e))?;
+    if buf.len() as u64 > limit {
+        return Err(HttpError::too_large(
+            "the fetch request",
+            limit,
+            "max_request_bytes",
+        ));
+    }
+    pktline::check_complete(&buf).map_err(HttpError::bad_request)?;
+    let running = state
+        .runner
+        .spawn(Invocation {
+            args: vec![
+                "upload-pack".into(),
+                "--stateless-rpc".into(),
+                repo.path.clone().into_os_string(),
+            ],
+            env: git_env(&protocol, user, repo),
+            stdin: Stdin::Bytes(Bytes::from(buf)),
+            label: format!("upload-pack {}", repo.config.name),
+        })
+        .await?;
+    stream_response(
+        running,
+        Bytes::new(),
+        "application/x-git-upload-pack-result",
+    )
+    .await
+}
+
+async fn receive_pack(
+    state: &State,
+    request: Request<Incoming>,
+    repo: &Repository,
+    user: &auth::Principal,
+    exchange: &Arc<Exchange>,
+) -> Result<Response<ResponseBody>, HttpError> {
+    let limit = state.config.server.max_push_bytes;
+    let protocol = git_protocol(request.headers())?;
+    let encoding = Encoding::from_headers(request.headers())?;
+    if encoding == Encoding::Identity {
+        body::check_declared_length(request.headers(), limit, "the push", "max_push_bytes")?;
+    }
+    let mut reader = body::reader(request.into_body(), encoding, exchange.clone());
+    // Read the command list (up to its flush) to check its framing; the pack
+    // that follows streams straight into git.
+    let command_limit =
+        usize::try_from(state.config.server.max_request_bytes).unwrap_or(usize::MAX);
+    let mut head = Vec::with_capacity(8192);
+    loop {
+        match pktline::scan_to_flush(&head).map_err(HttpError::bad_request)? {
+            Scan::FlushAt(_) => break,
+            Scan::NeedMore if head.len() > command_limit => {
+                return Err(HttpError::too_large(
+                    "the push's command list",
+                    command_limit as u64,
+                    "max_request_bytes",
+                ))
+            }
+            Scan::NeedMore => {}
+        }
+        let n = reader
+            .read_buf(&mut head)
+            .await
+            .map_err(|e| body::unreadable(encoding, &e))?;
+        if n == 0 {
+            return Err(HttpError::bad_request(if head.is_empty() {
+                "the request body is empty; a push starts with a command list".to_string()
+            } else {
+                "the request body ends before the command list's flush packet".to_string()
+            }));
+        }
+    }
+    let running = state
+        .runner
+        .spawn(Invocation {
+            args: vec![
+                "receive-pack".into(),
+                "--stateless-rpc".into(),
+                repo.path.clone().into_os_string(),
+            ],
+            env: git_env(&protocol, user, repo),
+            stdin: Stdin::Stream {
+                prefix: Bytes::from(head),
+                rest: reader,
+                limit,
+            },
+            label: format!("receive-pack {}", repo.config.name),
+        })
+        .await?;
+    stream_response(
+        running,
+        Bytes::new(),
+        "application/x-git-receive-pack-result",
+    )
+    .await
+}
+
+/// Answer with git's stdout, streamed as it comes.
+///
+/// The status is decided by the first output: a git that fails before writing
+/// anything gets a real HTTP error (413 for an oversized body, 400 for an
+/// unreadable one, 500 otherwise) instead of an empty 200.
+async fn stream_response(
+    running: Running,
+    preamble: Bytes,
+    content_type: &str,
+) -> Result<Response<ResponseBody>, HttpError> {
+    let Running { stdout, exit } = running;
+    let mut output = ReaderStream::with_capacity(stdout, 64 * 1024);
+    let first = match output.next().await {
+        Some(Ok(chunk)) => chunk,
+        Some(Err(e)) => {
+            return Err(HttpError::internal(format!(
+                "cannot read git's output: {e}"
+            )))
+        }
+        None => {
+            let report = exit
+                .await
+                .map_err(|_| HttpError::internal("git's supervisor went away"))?;
+            match report.stdin_failure {
+                Some(StdinFailure::TooLarge) => {
+                    return Err(HttpError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "the push is larger than the server allows (server.max_push_bytes)",
+                    ))
+                }
+                Some(StdinFailure::Unreadable(e)) => {
+                    return Err(HttpError::bad_request(format!(
+                        "cannot read the request body: {e}"
+                    )))
+                }
+                None => {}
+            }
+            if report.timed_out {
+                return Err(HttpError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "git ran past server.request_timeout_secs and was stopped",
+                ));
+            }
+            if !report.success {
+                return Err(HttpError::internal(format!(
+                    "git failed: {}",
+                    report.headline()
+                )));
+            }
+            Bytes::new()
+        }
+    };
+    let chunks = stream::iter([Ok(preamble), Ok(first)])
+        .chain(output)
+        .try_filter(|b| futures_util::future::ready(!b.is_empty()))
+        .map_ok(Frame::data);
+    let body = http_body_util::StreamBody::new(chunks).boxed_unsync();
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).map_err(|_| HttpError::internal("bad content type"))?,
+    );
+    no_cache(headers);
+    Ok(response)
+}
+
+/// The cache headers git http-backend sends on every response.
+pub fn no_cache(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, max-age=0, must-revalidate"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::EXPIRES,
+        HeaderValue::from_static("Fri, 01 Jan 1980 00:00:00 GMT"),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(protocol: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "git-protocol",
+            HeaderValue::from_str(protocol).expect("header"),
+        );
+        h
+    }
+
+    #[test]
+    fn git_protocol_header_is_validated() {
+        assert_eq!(
+            git_protocol(&headers("version=2"))
+                .ok()
+                .flatten()
+                .as_deref(),
+            Some("version=2")
+        );
+        assert!(git_protocol(&headers("version=2:object-format=sha1")).is_ok());
+        assert!(git_protocol(&headers("version=2;rm -rf")).is_err());
+        assert!(git_protocol(&headers("=2")).is_err());
+        assert!(git_protocol(&HeaderMap::new()).ok().flatten().is_none());
+        assert!(is_v2(&Some("version=2".into())));
+        assert!(!is_v2(&Some("version=1".into())));
+    }
+
+    #[test]
+    fn info_refs_service_parsing() {
+        assert_eq!(
+            info_refs_service(Some("service=git-upload-pack")).ok(),
+            Some(GitService::UploadPack)
+        );
+        assert_eq!(
+            info_refs_service(Some("a=b&service=git-receive-pack")).ok(),
+            Some(GitService::ReceivePack)
+        );
+        assert_eq!(
+            info_refs_service(None).err().map(|e| e.status),
+            Some(StatusCode::NOT_FOUND)
+        );
+        assert_eq!(
+            info_refs_service(Some("service=git-foo"))
+                .err()
+                .map(|e| e.status),
+            Some(StatusCode::FORBIDDEN)
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! Framing checks on request bodies, so a malformed body is answered with a
+//! clear 400 instead of reaching git. Decoding uses gix-packetline.
+
+use gix_packetline::decode::{self, Stream};
+use gix_packetline::PacketLineRef;
+
+/// Where a scan over pkt-lines stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Scan {
+    /// A flush packet ends at this offset: everything before it is well framed.
+    FlushAt(usize),
+    /// Every byte so far is well framed, but no flush has been seen yet.
+    NeedMore,
+}
+
+/// Scan pkt-lines from the start of `data` up to the first flush packet.
+pub fn scan_to_flush(data: &[u8]) -> Result<Scan, String> {
+    let mut offset = 0;
+    loop {
+        match decode::streaming(&data[offset..]).map_err(|e| describe(offset, &e.to_string()))? {
+            Stream::Complete {
+                line,
+                bytes_consumed,
+            } => {
+                offset += bytes_consumed;
+                if line == PacketLineRef::Flush {
+                    return Ok(Scan::FlushAt(offset));
+                }
+            }
+            Stream::Incomplete { .. } => return Ok(Scan::NeedMore),
+        }
+    }
+}
+
+/// Check that `data` is, completely, a sequence of well-formed pkt-lines.
+pub fn check_complete(data: &[u8]) -> Result<(), String> {
+    if data.is_empty() {
+        return Err("the request body is empty; a Git request is a sequence of pkt-lines".into());
+    }
+    let mut offset = 0;
+    while offset < data.len() {
+        match decode::streaming(&data[offset..]).map_err(|e| describe(offset, &e.to_string()))? {
+            Stream::Complete { bytes_consumed, .. } => offset += bytes_consumed,
+            Stream::Incomplete { bytes_needed } => {
+                return Err(format!(
+                    "the request body ends inside a pkt-line at byte {offset} ({bytes_needed} more bytes expected)"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe(offset: usize, error: &str) -> String {
+    format!("malformed pkt-line at byte {offset}: {error}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_flush_after_commands() {
+        let body = b"0009abcd\n0000PACK....";
+        assert_eq!(scan_to_flush(body), Ok(Scan::FlushAt(13)));
+        assert_eq!(scan_to_flush(b"0009ab"), Ok(Scan::NeedMore));
+        assert_eq!(scan_to_flush(b"0000"), Ok(Scan::FlushAt(4)));
+        assert!(scan_to_flush(b"zzzzhello").is_err());
+    }
+
+    #[test]
+    fn complete_bodies() {
+        assert!(check_complete(b"0009done\n").is_ok());
+        assert!(check_complete(b"0014command=ls-refs\n00010000").is_ok());
+        assert!(check_complete(b"0000").is_ok());
+        assert!(check_complete(b"").is_err());
+        assert!(check_complete(b"0009do").is_err());
+        assert!(check_complete(b"GET / HTTP/1.1").is_err());
+        assert!(check_complete(b"0003").is_err());
+    }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, then
+# checks formatting and lints, builds, and runs every test.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh -- NAME    # only tests whose name contains NAME
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# System packages the tests drive for real. Installed only when missing.
+need=()
+command -v git >/dev/null 2>&1 || need+=(git)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if ((${#need[@]})); then
+  log "installing ${need[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is not installed: install Rust with rustup (https://rustup.rs), then run this again" >&2
+  exit 1
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+log "git $(git --version | cut -d' ' -f3), $(cargo --version)"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo build (the binaries the end-to-end tests run)"
+cargo build --workspace --bins --locked
+
+log "cargo test"
+filter=()
+if [ "${1:-}" = "--" ] && [ -n "${2:-}" ]; then filter=("$2"); fi
+cargo test --workspace --locked -- "${filter[@]}"
