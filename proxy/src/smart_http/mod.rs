@@ -6,7 +6,7 @@
 //! only up to a configured size (fetch negotiations).
 
 mod body;
-mod pktline;
+pub mod pktline;
 
 use std::sync::Arc;
 
