@@ -5,7 +5,9 @@
 //! forwarding proxy all run these rules inside git's hooks.
 //!
 //! - [`refs`]: the Porch ref layout — what a ref name means;
-//! - [`kptfile`]: the Kptfile that marks a package, and its checks.
+//! - [`kptfile`]: the Kptfile that marks a package, and its checks;
+//! - [`proc_receive`]: the protocol git speaks with the `proc-receive` hook.
 
 pub mod kptfile;
+pub mod proc_receive;
 pub mod refs;
