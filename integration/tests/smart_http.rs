@@ -437,6 +437,18 @@ fn http_edge_cases_get_clear_answers() {
     );
     assert!(v2.text().contains("version 2"), "{}", v2.text());
     assert!(v2.text().contains("fetch=shallow"), "{}", v2.text());
+    // The second answer (served from memory) is the same advertisement.
+    let again = server.request(
+        "GET",
+        "/demo.git/info/refs?service=git-upload-pack",
+        &[auth, ("Git-Protocol", "version=2")],
+        b"",
+    );
+    assert_eq!(again.body, v2.body);
+    assert_eq!(
+        again.header("content-type"),
+        Some("application/x-git-upload-pack-advertisement")
+    );
 
     let upload = [
         auth,
@@ -621,21 +633,23 @@ fn a_busy_server_answers_503_with_retry_after() {
     let split = body.len() - 10;
     // Holds the only git slot: receive-pack waits for the rest of the pack.
     let push = SlowPush::start(&server, "demo", &body[..split]);
-    let auth = basic(&alice());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let busy = loop {
-        let r = server.request(
-            "GET",
-            "/demo.git/info/refs?service=git-upload-pack",
-            &[("Authorization", &auth)],
-            b"",
-        );
-        if r.status == 503 || Instant::now() > deadline {
-            break r;
-        }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server
+        .get("/metrics")
+        .text()
+        .contains("cadgate_git_processes 1")
+    {
+        assert!(Instant::now() < deadline, "the slow push never started git");
         std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(busy.status, 503);
+    }
+    let auth = basic(&alice());
+    let busy = server.request(
+        "GET",
+        "/demo.git/info/refs?service=git-upload-pack",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(busy.status, 503, "{}\n{}", busy.text(), server.stderr());
     assert!(busy.header("retry-after").is_some());
     assert!(busy.text().contains("busy"), "{}", busy.text());
     drop(push);

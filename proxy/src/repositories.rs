@@ -42,6 +42,10 @@ pub struct Repository {
     pub config: RepositoryConfig,
     /// The bare repository that holds every ref (the authoring view).
     pub path: PathBuf,
+    /// git's protocol v2 capability advertisement for this repository. It
+    /// depends only on the git binary and the repository's config, not on its
+    /// refs, so it is computed once and served from memory afterwards.
+    pub v2_capabilities: std::sync::OnceLock<bytes::Bytes>,
 }
 
 /// Failure to prepare a repository on disk.
@@ -83,6 +87,7 @@ impl Registry {
                 Arc::new(Repository {
                     config: config.clone(),
                     path,
+                    v2_capabilities: std::sync::OnceLock::new(),
                 }),
             );
         }

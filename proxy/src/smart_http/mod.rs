@@ -197,6 +197,15 @@ async fn advertise(
     user: &auth::Principal,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let protocol = git_protocol(headers)?;
+    let content_type = format!("application/x-{}-advertisement", service.wire_name());
+    // A v2 fetch's advertisement lists capabilities, not refs: serve it from
+    // memory after the first time (one git process less per poll).
+    let cacheable = is_v2(&protocol) && service == GitService::UploadPack;
+    if cacheable {
+        if let Some(capabilities) = repo.v2_capabilities.get() {
+            return bytes_response(capabilities.clone(), &content_type);
+        }
+    }
     // Protocol v0 advertisements start with the service line and a flush;
     // v2 capability advertisements do not (as git http-backend does).
     let preamble = if is_v2(&protocol) {
@@ -223,12 +232,40 @@ async fn advertise(
             ),
         })
         .await?;
-    stream_response(
-        running,
-        preamble,
-        &format!("application/x-{}-advertisement", service.wire_name()),
-    )
-    .await
+    if cacheable {
+        let capabilities = collect(running).await?;
+        let _ = repo.v2_capabilities.set(capabilities.clone());
+        return bytes_response(capabilities, &content_type);
+    }
+    stream_response(running, preamble, &content_type).await
+}
+
+/// All of a (small) git output, once git has exited successfully.
+async fn collect(running: Running) -> Result<Bytes, HttpError> {
+    let Running { mut stdout, exit } = running;
+    let mut out = Vec::new();
+    stdout
+        .read_to_end(&mut out)
+        .await
+        .map_err(|e| HttpError::internal(format!("cannot read git's output: {e}")))?;
+    let report = exit
+        .await
+        .map_err(|_| HttpError::internal("git's supervisor went away"))?;
+    if !report.success {
+        return Err(HttpError::internal(format!(
+            "git failed: {}",
+            report.headline()
+        )));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// A complete Git response.
+fn bytes_response(body: Bytes, content_type: &str) -> Result<Response<ResponseBody>, HttpError> {
+    let body = http_body_util::Full::new(body)
+        .map_err(|never: std::convert::Infallible| match never {})
+        .boxed_unsync();
+    with_git_headers(Response::new(body), content_type)
 }
 
 async fn upload_pack(
@@ -411,8 +448,17 @@ async fn stream_response(
         .chain(output)
         .try_filter(|b| futures_util::future::ready(!b.is_empty()))
         .map_ok(Frame::data);
-    let body = http_body_util::StreamBody::new(chunks).boxed_unsync();
-    let mut response = Response::new(body);
+    with_git_headers(
+        Response::new(http_body_util::StreamBody::new(chunks).boxed_unsync()),
+        content_type,
+    )
+}
+
+/// Set the content type and the cache headers of a Git response.
+fn with_git_headers(
+    mut response: Response<ResponseBody>,
+    content_type: &str,
+) -> Result<Response<ResponseBody>, HttpError> {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
