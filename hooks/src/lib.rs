@@ -5,9 +5,11 @@
 //! forwarding proxy all run these rules inside git's hooks.
 //!
 //! - [`refs`]: the Porch ref layout — what a ref name means;
+//! - [`lifecycle`]: where a push is judged — ref updates to transitions, and roles;
 //! - [`kptfile`]: the Kptfile that marks a package, and its checks;
 //! - [`proc_receive`]: the protocol git speaks with the `proc-receive` hook.
 
 pub mod kptfile;
+pub mod lifecycle;
 pub mod proc_receive;
 pub mod refs;
