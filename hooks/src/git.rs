@@ -1,0 +1,188 @@
+//! Reading a repository through the `git` binary.
+//!
+//! Hooks run while pushed objects sit in git's quarantine directory; the git
+//! binary honours `GIT_OBJECT_DIRECTORY` and `GIT_ALTERNATE_OBJECT_DIRECTORIES`
+//! by itself, so reading through it sees exactly what the push would make
+//! visible. Each call batches its work into one git process.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A git command failed.
+#[derive(Debug, thiserror::Error)]
+#[error("git {args} in {}: {detail}", git_dir.display())]
+pub struct GitError {
+    args: String,
+    git_dir: PathBuf,
+    detail: String,
+}
+
+/// One ref: its name, the object it points at, and the commit it peels to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefEntry {
+    /// Full name, e.g. `refs/tags/basens/v1`.
+    pub name: String,
+    /// The object the ref points at (a tag object for annotated tags).
+    pub target: String,
+    /// The commit it peels to.
+    pub commit: String,
+}
+
+/// What the listing needs of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// Author e-mail.
+    pub author_email: String,
+    /// Author time, seconds since the epoch.
+    pub author_time: i64,
+    /// The full message.
+    pub message: String,
+}
+
+/// A repository read through git.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    git: PathBuf,
+    git_dir: PathBuf,
+}
+
+impl Repo {
+    /// The repository at `git_dir`, read with the `git` on PATH.
+    pub fn open(git_dir: &Path) -> Self {
+        Self::with_git(PathBuf::from("git"), git_dir)
+    }
+
+    /// The repository at `git_dir`, read with the given git binary.
+    pub fn with_git(git: PathBuf, git_dir: &Path) -> Self {
+        Self {
+            git,
+            git_dir: git_dir.to_path_buf(),
+        }
+    }
+
+    fn run(&self, args: &[&str], input: Option<&[u8]>) -> Result<String, GitError> {
+        let error = |detail: String| GitError {
+            args: args.join(" "),
+            git_dir: self.git_dir.clone(),
+            detail,
+        };
+        let mut child = Command::new(&self.git)
+            .arg("--git-dir")
+            .arg(&self.git_dir)
+            .args(args)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| error(e.to_string()))?;
+        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(data).map_err(|e| error(e.to_string()))?;
+        }
+        let out = child.wait_with_output().map_err(|e| error(e.to_string()))?;
+        if !out.status.success() {
+            return Err(error(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Every branch and tag, peeled.
+    pub fn refs(&self) -> Result<Vec<RefEntry>, GitError> {
+        let out = self.run(
+            &[
+                "for-each-ref",
+                "--format=%(refname)%00%(objectname)%00%(*objectname)",
+                "refs/heads",
+                "refs/tags",
+            ],
+            None,
+        )?;
+        Ok(out
+            .lines()
+            .filter_map(|line| {
+                let mut parts = line.split('\0');
+                let name = parts.next()?.to_string();
+                let target = parts.next()?.to_string();
+                let peeled = parts.next().unwrap_or("");
+                let commit = if peeled.is_empty() {
+                    target.clone()
+                } else {
+                    peeled.to_string()
+                };
+                Some(RefEntry {
+                    name,
+                    target,
+                    commit,
+                })
+            })
+            .collect())
+    }
+
+    /// For each `(commit, path)`, whether that path is a file in that commit.
+    pub fn files_exist(&self, queries: &[(String, String)]) -> Result<Vec<bool>, GitError> {
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut input = String::new();
+        for (commit, path) in queries {
+            input.push_str(&format!("{commit}:{path}\n"));
+        }
+        let out = self.run(
+            &["cat-file", "--batch-check=%(objecttype)"],
+            Some(input.as_bytes()),
+        )?;
+        // One answer line per query: "blob", "tree", … or "<query> missing".
+        Ok(out.lines().map(|l| l == "blob").collect())
+    }
+
+    /// Author and message of each commit, in the order asked.
+    pub fn commit_infos(&self, commits: &[String]) -> Result<Vec<CommitInfo>, GitError> {
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut input = commits.join("\n");
+        input.push('\n');
+        let out = self.run(
+            &[
+                "log",
+                "--no-walk=unsorted",
+                "--stdin",
+                "--format=%H%x00%ae%x00%at%x00%B%x1e",
+            ],
+            Some(input.as_bytes()),
+        )?;
+        let mut by_id = std::collections::HashMap::new();
+        for record in out.split('\x1e') {
+            let record = record.trim_start_matches('\n');
+            let mut parts = record.splitn(4, '\0');
+            if let (Some(id), Some(email), Some(time), Some(message)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            {
+                by_id.insert(
+                    id.to_string(),
+                    CommitInfo {
+                        author_email: email.to_string(),
+                        author_time: time.trim().parse().unwrap_or(0),
+                        message: message.to_string(),
+                    },
+                );
+            }
+        }
+        Ok(commits
+            .iter()
+            .map(|c| {
+                by_id.get(c).cloned().unwrap_or(CommitInfo {
+                    author_email: String::new(),
+                    author_time: 0,
+                    message: String::new(),
+                })
+            })
+            .collect())
+    }
+}
