@@ -186,3 +186,111 @@ impl Repo {
             .collect())
     }
 }
+
+/// One compare-and-swap ref edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefEdit {
+    /// Create `name` at `new`; fails if it exists.
+    Create {
+        /// Full ref name.
+        name: String,
+        /// New value.
+        new: String,
+    },
+    /// Move `name` from `old` to `new`; fails if it is not at `old`.
+    Update {
+        /// Full ref name.
+        name: String,
+        /// New value.
+        new: String,
+        /// Expected current value.
+        old: String,
+    },
+    /// Delete `name`; fails if it is not at `old`.
+    Delete {
+        /// Full ref name.
+        name: String,
+        /// Expected current value.
+        old: String,
+    },
+}
+
+impl Repo {
+    /// Apply `edits` in one atomic transaction: every ref is locked and
+    /// checked against its expected value, then all change or none do.
+    pub fn update_refs(&self, edits: &[RefEdit], message: &str) -> Result<(), GitError> {
+        if edits.is_empty() {
+            return Ok(());
+        }
+        let mut script = String::from("start\n");
+        for edit in edits {
+            match edit {
+                RefEdit::Create { name, new } => script.push_str(&format!("create {name} {new}\n")),
+                RefEdit::Update { name, new, old } => {
+                    script.push_str(&format!("update {name} {new} {old}\n"))
+                }
+                RefEdit::Delete { name, old } => script.push_str(&format!("delete {name} {old}\n")),
+            }
+        }
+        script.push_str("prepare\ncommit\n");
+        self.run(
+            &["update-ref", "-m", message, "--stdin"],
+            Some(script.as_bytes()),
+        )
+        .map(|_| ())
+    }
+
+    /// The merge base of two commits, if they share history.
+    pub fn merge_base(&self, a: &str, b: &str) -> Result<Option<String>, GitError> {
+        match self.run(&["merge-base", a, b], None) {
+            Ok(out) => Ok(Some(out.trim().to_string())),
+            // Exit 1 with no output: no common ancestor.
+            Err(e) if e.detail.is_empty() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Paths that differ between two commits.
+    pub fn changed_paths(&self, from: &str, to: &str) -> Result<Vec<String>, GitError> {
+        let out = self.run(
+            &[
+                "diff-tree",
+                "-r",
+                "--no-renames",
+                "--name-only",
+                "-z",
+                from,
+                to,
+            ],
+            None,
+        )?;
+        Ok(out
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Every file path in a commit.
+    pub fn files(&self, commit: &str) -> Result<Vec<String>, GitError> {
+        let out = self.run(&["ls-tree", "-r", "--name-only", "-z", commit], None)?;
+        Ok(out
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The content of `path` in `commit`, if it is a file.
+    pub fn read_file(&self, commit: &str, path: &str) -> Result<Option<String>, GitError> {
+        if self
+            .files_exist(&[(commit.to_string(), path.to_string())])?
+            .first()
+            != Some(&true)
+        {
+            return Ok(None);
+        }
+        self.run(&["cat-file", "blob", &format!("{commit}:{path}")], None)
+            .map(Some)
+    }
+}

@@ -1,0 +1,329 @@
+//! Judging a whole push and carrying it out: every ref update is classified
+//! ([`crate::lifecycle`]), checked against the user's role and the package
+//! rules, and the accepted ones are applied in one compare-and-swap ref
+//! transaction, so a push lands completely or not at all.
+
+use std::collections::HashMap;
+
+use cadgate_config::Role;
+
+use crate::git::{GitError, RefEdit, Repo};
+use crate::kptfile::{Kptfile, KPTFILE};
+use crate::lifecycle::{authorize, classify, Refs, Refusal, Transition};
+use crate::proc_receive::{Command, Outcome, Request};
+use crate::refs::{Layout, PackagePath, RefKind};
+
+/// Who is pushing, and what the repository allows.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The repository's layout (branch and package directory).
+    pub layout: Layout,
+    /// The authenticated user.
+    pub user: String,
+    /// Their role on this repository.
+    pub role: Role,
+    /// `[policy] self_approval`.
+    pub self_approval: bool,
+}
+
+/// The refs as they were when the push was judged.
+struct Snapshot {
+    refs: HashMap<String, String>,
+    layout: Layout,
+}
+
+impl Refs for Snapshot {
+    fn get(&self, name: &str) -> Option<String> {
+        self.refs.get(name).cloned()
+    }
+
+    fn proposals_at(&self, oid: &str) -> Vec<(PackagePath, String)> {
+        self.refs
+            .iter()
+            .filter(|(_, v)| v.as_str() == oid)
+            .filter_map(|(k, _)| match self.layout.classify(k) {
+                RefKind::Proposed { package, workspace } => Some((package, workspace)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// What carrying out a push printed and reported.
+pub struct Verdict {
+    /// One outcome per command, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Lines for the pusher (`remote: …`).
+    pub messages: Vec<String>,
+}
+
+/// Judge and carry out `request` on `repo`.
+pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verdict, GitError> {
+    let snapshot = Snapshot {
+        refs: repo
+            .refs()?
+            .into_iter()
+            .map(|r| (r.name, r.target))
+            .collect(),
+        layout: context.layout.clone(),
+    };
+    let mut planned: Vec<(usize, Vec<RefEdit>, String)> = Vec::new();
+    let mut refusals: Vec<(usize, Refusal)> = Vec::new();
+    for (i, command) in request.commands.iter().enumerate() {
+        match judge(repo, context, &snapshot, command) {
+            Ok((edits, message)) => planned.push((i, edits, message)),
+            Err(refusal) => refusals.push((i, refusal)),
+        }
+    }
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; request.commands.len()];
+    let mut messages = Vec::new();
+    for (i, refusal) in &refusals {
+        outcomes[*i] = Some(Outcome::Rejected {
+            refname: request.commands[*i].refname.clone(),
+            reason: refusal.to_string(),
+        });
+    }
+    if request.atomic && !refusals.is_empty() {
+        for (i, _, _) in &planned {
+            outcomes[*i] = Some(Outcome::Rejected {
+                refname: request.commands[*i].refname.clone(),
+                reason: "atomic push: another ref in this push was refused".into(),
+            });
+        }
+        planned.clear();
+    }
+    let edits: Vec<RefEdit> = planned
+        .iter()
+        .flat_map(|(_, e, _)| e.iter().cloned())
+        .collect();
+    let applied = repo.update_refs(&edits, &format!("cadgate: push by {}", context.user));
+    for (i, _, message) in planned {
+        let refname = request.commands[i].refname.clone();
+        outcomes[i] = Some(match &applied {
+            Ok(()) => {
+                messages.push(message);
+                Outcome::Ok {
+                    refname,
+                    rewritten: None,
+                }
+            }
+            Err(e) => Outcome::Rejected {
+                refname,
+                reason: format!(
+                    "refs changed while this push was judged; fetch and push again ({})",
+                    first_line(&e.to_string())
+                ),
+            },
+        });
+    }
+    Ok(Verdict {
+        outcomes: outcomes.into_iter().flatten().collect(),
+        messages,
+    })
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// Judge one ref update: the edits that carry it out and a line for the
+/// pusher, or why it is refused.
+fn judge(
+    repo: &Repo,
+    context: &Context,
+    snapshot: &Snapshot,
+    command: &Command,
+) -> Result<(Vec<RefEdit>, String), Refusal> {
+    let layout = &context.layout;
+    let transition = classify(layout, command, snapshot)?;
+    authorize(&transition, &context.user, context.role)?;
+    let name = command.refname.clone();
+    match transition {
+        Transition::SaveDraft { package, workspace } => {
+            check_draft(repo, context, snapshot, &package, &workspace, &command.new)?;
+            let edit = if command.is_create() {
+                RefEdit::Create {
+                    name,
+                    new: command.new.clone(),
+                }
+            } else {
+                RefEdit::Update {
+                    name,
+                    new: command.new.clone(),
+                    old: command.old.clone(),
+                }
+            };
+            Ok((
+                vec![edit],
+                format!("saved draft {package} workspace {workspace}"),
+            ))
+        }
+        Transition::DeleteDraft { package, workspace }
+        | Transition::DeleteProposal { package, workspace } => Ok((
+            vec![RefEdit::Delete {
+                name,
+                old: command.old.clone(),
+            }],
+            format!("deleted {package} workspace {workspace}"),
+        )),
+        Transition::Propose { package, workspace } => {
+            let draft = layout.draft_ref(&package, &workspace);
+            Ok((
+                vec![
+                    RefEdit::Create {
+                        name,
+                        new: command.new.clone(),
+                    },
+                    RefEdit::Delete {
+                        name: draft,
+                        old: command.new.clone(),
+                    },
+                ],
+                format!("proposed {package} workspace {workspace}"),
+            ))
+        }
+        Transition::RejectProposal { package, workspace } => {
+            let proposed = layout.proposed_ref(&package, &workspace);
+            Ok((
+                vec![
+                    RefEdit::Create {
+                        name,
+                        new: command.new.clone(),
+                    },
+                    RefEdit::Delete {
+                        name: proposed,
+                        old: command.new.clone(),
+                    },
+                ],
+                format!(
+                    "rejected the proposal of {package} workspace {workspace}; it is a draft again"
+                ),
+            ))
+        }
+        Transition::ProposeDeletion { package, revision } => Ok((
+            vec![RefEdit::Create {
+                name,
+                new: command.new.clone(),
+            }],
+            format!("proposed deleting {package} v{revision}"),
+        )),
+        Transition::RejectDeletion { package, revision } => Ok((
+            vec![RefEdit::Delete {
+                name,
+                old: command.old.clone(),
+            }],
+            format!("rejected deleting {package} v{revision}"),
+        )),
+        Transition::Publish { .. } | Transition::ApproveDeletion { .. } => Err(Refusal {
+            rule: "not-yet-supported",
+            message: format!(
+                "{} through cadgate-hook is not implemented yet",
+                transition.verb()
+            ),
+        }),
+    }
+}
+
+fn refuse(rule: &'static str, message: String) -> Refusal {
+    Refusal { rule, message }
+}
+
+/// The package rules of a draft commit (contract §6, first row).
+fn check_draft(
+    repo: &Repo,
+    context: &Context,
+    snapshot: &Snapshot,
+    package: &PackagePath,
+    workspace: &str,
+    commit: &str,
+) -> Result<(), Refusal> {
+    let layout = &context.layout;
+    let internal = |e: GitError| {
+        refuse(
+            "internal",
+            format!(
+                "cannot read the pushed commit: {}",
+                first_line(&e.to_string())
+            ),
+        )
+    };
+    // The Kptfile.
+    let kptfile_path = format!("{package}/{KPTFILE}");
+    let text = repo
+        .read_file(commit, &kptfile_path)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            refuse(
+                "draft-needs-kptfile",
+                format!("the draft has no {kptfile_path}; a package is a directory with a Kptfile"),
+            )
+        })?;
+    Kptfile::parse_for(package, &text).map_err(|e| refuse("kptfile", e.to_string()))?;
+    // Only the package changes, compared with where it left the branch.
+    let branch = snapshot.get(&layout.branch_ref());
+    let base = match &branch {
+        Some(tip) => repo.merge_base(commit, tip).map_err(internal)?,
+        None => None,
+    };
+    let base = base.ok_or_else(|| {
+        refuse(
+            "draft-based-on-branch",
+            format!("the draft shares no history with {}; start it from there: git fetch origin && git checkout -b work origin/{}", layout.branch(), layout.branch()),
+        )
+    })?;
+    let prefix = format!("{package}/");
+    let outside: Vec<String> = repo
+        .changed_paths(&base, commit)
+        .map_err(internal)?
+        .into_iter()
+        .filter(|p| !p.starts_with(&prefix))
+        .collect();
+    if let Some(first) = outside.first() {
+        return Err(refuse(
+            "draft-changes-one-package",
+            format!("a draft of {package} may change files under {prefix} only, but it changes {first}{}", if outside.len() > 1 { format!(" and {} more", outside.len() - 1) } else { String::new() }),
+        ));
+    }
+    // Not inside or around another package (on the branch or in the draft).
+    let mut packages = Vec::new();
+    for tree in [branch.as_deref(), Some(commit)].into_iter().flatten() {
+        for path in repo.files(tree).map_err(internal)? {
+            if let Some(dir) = path.strip_suffix("/Kptfile") {
+                if let Some(p) = layout.package(dir) {
+                    packages.push(p);
+                }
+            }
+        }
+    }
+    if let Some(other) = packages
+        .iter()
+        .find(|p| p.contains(package) || package.contains(p))
+    {
+        return Err(refuse(
+            "packages-do-not-nest",
+            format!("{package} would nest with package {other}; a package may not contain another"),
+        ));
+    }
+    // The workspace is the package's alone.
+    let taken = snapshot
+        .refs
+        .keys()
+        .any(|name| match layout.classify(name) {
+            RefKind::Proposed {
+                package: p,
+                workspace: w,
+            } => p == *package && w == workspace,
+            _ => false,
+        });
+    let published = crate::listing::list(repo, layout)
+        .map_err(internal)?
+        .into_iter()
+        .any(|r| r.package == *package && r.revision > 0 && r.workspace == workspace);
+    if taken || published {
+        return Err(refuse(
+            "workspace-is-unique",
+            format!("workspace {workspace} of {package} is already used by a proposal or a published revision; pick another workspace name"),
+        ));
+    }
+    Ok(())
+}

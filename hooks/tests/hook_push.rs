@@ -1,0 +1,307 @@
+//! `cadgate-hook proc-receive` with the real git: pushes over file:// into a
+//! bare repository whose proc-receive hook is cadgate-hook.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A bare repository with `main` and the hook installed, and a clone.
+    fn new() -> Fixture {
+        let fixture = Fixture {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        let hooks = fixture.path("hooks");
+        std::fs::create_dir_all(&hooks).expect("hooks dir");
+        let script = hooks.join("proc-receive");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nexec '{}' proc-receive\n",
+                env!("CARGO_BIN_EXE_cadgate-hook")
+            ),
+        )
+        .expect("hook script");
+        fixture.sh(&format!("chmod +x {}", script.display()));
+        fixture.git(&["init", "-q", "--bare", "-b", "main", "server.git"], "");
+        let server = fixture.path("server.git").display().to_string();
+        fixture.git(
+            &[
+                "--git-dir",
+                &server,
+                "config",
+                "core.hooksPath",
+                &hooks.display().to_string(),
+            ],
+            "",
+        );
+        fixture.git(
+            &[
+                "--git-dir",
+                &server,
+                "config",
+                "receive.procReceiveRefs",
+                "refs",
+            ],
+            "",
+        );
+        fixture.git(&["init", "-q", "-b", "main", "work"], "");
+        fixture.write("work/README.md", "registered branch\n");
+        fixture.git(&["-C", "work", "add", "-A"], "");
+        fixture.git(&["-C", "work", "commit", "-q", "-m", "initial"], "");
+        // Seed the branch without the hook in the way.
+        fixture.git(
+            &[
+                "--git-dir",
+                &server,
+                "config",
+                "receive.procReceiveRefs",
+                "refs/nothing",
+            ],
+            "",
+        );
+        fixture.git(&["-C", "work", "push", "-q", &server, "HEAD:main"], "");
+        fixture.git(
+            &[
+                "--git-dir",
+                &server,
+                "config",
+                "receive.procReceiveRefs",
+                "refs",
+            ],
+            "",
+        );
+        fixture.git(&["-C", "work", "remote", "add", "origin", &server], "");
+        fixture
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn write(&self, p: &str, content: &str) {
+        let path = self.path(p);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    }
+
+    fn sh(&self, script: &str) {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .status()
+            .expect("sh")
+            .success();
+        assert!(ok, "{script}");
+    }
+
+    /// git with an isolated config; `as_role` is "user:role" for pushes ("" = no identity).
+    fn run(&self, args: &[&str], as_role: &str) -> Output {
+        let mut command = Command::new("git");
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", self.path(".gitconfig"))
+            .env("GIT_AUTHOR_NAME", "T")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "T")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .env_remove("CADGATE_USER")
+            .env_remove("CADGATE_ROLE")
+            .env_remove("REMOTE_USER");
+        if let Some((user, role)) = as_role.split_once(':') {
+            command.env("CADGATE_USER", user).env("CADGATE_ROLE", role);
+        }
+        command.output().expect("git")
+    }
+
+    fn git(&self, args: &[&str], as_role: &str) -> String {
+        let out = self.run(args, as_role);
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Push from the work tree; returns (success, stderr).
+    fn push(&self, refspecs: &[&str], as_role: &str) -> (bool, String) {
+        let mut args = vec!["-C", "work", "push", "origin"];
+        args.extend_from_slice(refspecs);
+        let out = self.run(&args, as_role);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn server_ref(&self, name: &str) -> Option<String> {
+        let server = self.path("server.git");
+        let out = self.run(
+            &[
+                "--git-dir",
+                server.to_str().expect("utf-8"),
+                "rev-parse",
+                "--verify",
+                "-q",
+                name,
+            ],
+            "",
+        );
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    fn commit_package(&self, package: &str, name: &str, extra: &[(&str, &str)]) -> String {
+        self.write(
+            &format!("work/{package}/Kptfile"),
+            &format!("apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: {name}\n"),
+        );
+        for (p, c) in extra {
+            self.write(&format!("work/{p}"), c);
+        }
+        self.git(&["-C", "work", "add", "-A"], "");
+        self.git(
+            &["-C", "work", "commit", "-q", "-m", &format!("{package}")],
+            "",
+        );
+        self.git(&["-C", "work", "rev-parse", "HEAD"], "")
+    }
+}
+
+fn exists(p: &Path) -> bool {
+    p.exists()
+}
+
+#[test]
+fn a_draft_is_saved_proposed_and_rejected() {
+    let f = Fixture::new();
+    let tip = f.commit_package(
+        "basens",
+        "basens",
+        &[("basens/ns.yaml", "kind: Namespace\n")],
+    );
+    let (ok, err) = f.push(&["HEAD:refs/heads/drafts/basens/ws1"], "alice:author");
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("cadgate: saved draft basens workspace ws1"),
+        "{err}"
+    );
+    assert_eq!(
+        f.server_ref("refs/heads/drafts/basens/ws1").as_deref(),
+        Some(tip.as_str())
+    );
+
+    let (ok, err) = f.push(
+        &["--force", "HEAD~1:refs/heads/drafts/basens/ws1"],
+        "alice:author",
+    );
+    assert!(!ok, "a draft without the package was accepted");
+    assert!(err.contains("draft-needs-kptfile"), "{err}");
+
+    let (ok, err) = f.push(&["HEAD:refs/heads/proposed/basens/ws1"], "alice:author");
+    assert!(ok, "{err}");
+    assert_eq!(
+        f.server_ref("refs/heads/proposed/basens/ws1").as_deref(),
+        Some(tip.as_str())
+    );
+    assert_eq!(
+        f.server_ref("refs/heads/drafts/basens/ws1"),
+        None,
+        "the draft ref must go with the proposal"
+    );
+
+    let (ok, err) = f.push(&["HEAD:refs/heads/drafts/basens/ws1"], "alice:author");
+    assert!(!ok);
+    assert!(
+        err.contains("rejecting a proposal needs role 'approver'"),
+        "{err}"
+    );
+    let (ok, err) = f.push(&["HEAD:refs/heads/drafts/basens/ws1"], "bob:approver");
+    assert!(ok, "{err}");
+    assert_eq!(
+        f.server_ref("refs/heads/drafts/basens/ws1").as_deref(),
+        Some(tip.as_str())
+    );
+    assert_eq!(f.server_ref("refs/heads/proposed/basens/ws1"), None);
+    assert!(exists(&f.path("server.git")));
+}
+
+#[test]
+fn refusals_name_their_rule_and_change_nothing() {
+    let f = Fixture::new();
+    let main = f.server_ref("refs/heads/main");
+    f.commit_package(
+        "a",
+        "a",
+        &[(
+            "b/Kptfile",
+            "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: b\n",
+        )],
+    );
+    let cases = [
+        ("HEAD:refs/heads/drafts/a/ws", "draft-changes-one-package"),
+        ("HEAD:refs/heads/main", "direct-push-to-branch"),
+        ("HEAD:refs/heads/feature", "unknown-namespace"),
+        ("HEAD:refs/tags/a/v1", "tag-is-made-by-publishing"),
+        ("HEAD:refs/heads/drafts/a/Bad_WS", "unknown-namespace"),
+    ];
+    for (refspec, rule) in cases {
+        let (ok, err) = f.push(&[refspec], "carol:admin");
+        assert!(!ok, "{refspec} was accepted");
+        assert!(
+            err.contains("[remote rejected]") && err.contains(rule),
+            "{refspec}: {err}"
+        );
+    }
+    assert_eq!(f.server_ref("refs/heads/main"), main);
+    assert_eq!(f.server_ref("refs/heads/drafts/a/ws"), None);
+    assert_eq!(f.server_ref("refs/heads/feature"), None);
+
+    // A wrong metadata.name.
+    f.git(&["-C", "work", "reset", "-q", "--hard", "HEAD~1"], "");
+    f.commit_package("pkg", "not-pkg", &[]);
+    let (ok, err) = f.push(&["HEAD:refs/heads/drafts/pkg/ws"], "alice:author");
+    assert!(!ok);
+    assert!(err.contains("metadata.name"), "{err}");
+
+    // No identity, and a reader: refused.
+    let (ok, err) = f.push(&["HEAD:refs/heads/drafts/pkg/ws"], "");
+    assert!(!ok);
+    assert!(err.contains("no authenticated user"), "{err}");
+}
+
+#[test]
+fn an_atomic_push_is_all_or_nothing() {
+    let f = Fixture::new();
+    f.commit_package("pkg", "pkg", &[]);
+    let (ok, err) = f.push(
+        &[
+            "--atomic",
+            "HEAD:refs/heads/drafts/pkg/ws",
+            "HEAD:refs/heads/main",
+        ],
+        "alice:author",
+    );
+    assert!(!ok);
+    assert!(err.contains("direct-push-to-branch"), "{err}");
+    assert_eq!(
+        f.server_ref("refs/heads/drafts/pkg/ws"),
+        None,
+        "atomic push partly applied"
+    );
+    // Without --atomic the good ref lands and the bad one is refused.
+    let (ok, _) = f.push(
+        &["HEAD:refs/heads/drafts/pkg/ws", "HEAD:refs/heads/main"],
+        "alice:author",
+    );
+    assert!(!ok);
+    assert!(f.server_ref("refs/heads/drafts/pkg/ws").is_some());
+}
