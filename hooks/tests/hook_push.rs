@@ -168,10 +168,7 @@ impl Fixture {
             self.write(&format!("work/{p}"), c);
         }
         self.git(&["-C", "work", "add", "-A"], "");
-        self.git(
-            &["-C", "work", "commit", "-q", "-m", &format!("{package}")],
-            "",
-        );
+        self.git(&["-C", "work", "commit", "-q", "-m", package], "");
         self.git(&["-C", "work", "rev-parse", "HEAD"], "")
     }
 }
