@@ -7,10 +7,11 @@ use std::collections::HashMap;
 
 use cadgate_config::Role;
 
-use crate::git::{GitError, RefEdit, Repo};
+use crate::audit::{self, AuditLog};
+use crate::git::{GitError, RefEdit, Repo, Signature};
 use crate::kptfile::{Kptfile, KPTFILE};
 use crate::lifecycle::{authorize, classify, Refs, Refusal, Transition};
-use crate::proc_receive::{Command, Outcome, Request};
+use crate::proc_receive::{Command, Outcome, Request, Rewrite};
 use crate::refs::{Layout, PackagePath, RefKind};
 
 /// Who is pushing, and what the repository allows.
@@ -57,6 +58,29 @@ pub struct Verdict {
     pub messages: Vec<String>,
 }
 
+/// How one accepted ref update is carried out.
+struct Plan {
+    /// The ref edits.
+    edits: Vec<RefEdit>,
+    /// A line for the pusher.
+    message: String,
+    /// Audit lines: (commit, line).
+    audit: Vec<(String, String)>,
+    /// Where the pushed ref really went, when the server rewrote it.
+    rewrite: Option<Rewrite>,
+}
+
+impl Plan {
+    fn new(edits: Vec<RefEdit>, message: String) -> Self {
+        Self {
+            edits,
+            message,
+            audit: Vec::new(),
+            rewrite: None,
+        }
+    }
+}
+
 /// Judge and carry out `request` on `repo`.
 pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verdict, GitError> {
     let snapshot = Snapshot {
@@ -67,11 +91,26 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
             .collect(),
         layout: context.layout.clone(),
     };
-    let mut planned: Vec<(usize, Vec<RefEdit>, String)> = Vec::new();
+    let mut planned: Vec<(usize, Plan)> = Vec::new();
     let mut refusals: Vec<(usize, Refusal)> = Vec::new();
+    let mut publishing = false;
     for (i, command) in request.commands.iter().enumerate() {
         match judge(repo, context, &snapshot, command) {
-            Ok((edits, message)) => planned.push((i, edits, message)),
+            Ok(plan) => {
+                let publishes = plan.rewrite.is_some();
+                if publishes && publishing {
+                    refusals.push((
+                        i,
+                        refuse(
+                            "one-publish-per-push",
+                            "publish one proposal per push".into(),
+                        ),
+                    ));
+                    continue;
+                }
+                publishing |= publishes;
+                planned.push((i, plan));
+            }
             Err(refusal) => refusals.push((i, refusal)),
         }
     }
@@ -84,7 +123,7 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
         });
     }
     if request.atomic && !refusals.is_empty() {
-        for (i, _, _) in &planned {
+        for (i, _) in &planned {
             outcomes[*i] = Some(Outcome::Rejected {
                 refname: request.commands[*i].refname.clone(),
                 reason: "atomic push: another ref in this push was refused".into(),
@@ -92,19 +131,31 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
         }
         planned.clear();
     }
-    let edits: Vec<RefEdit> = planned
+    let mut edits: Vec<RefEdit> = planned
         .iter()
-        .flat_map(|(_, e, _)| e.iter().cloned())
+        .flat_map(|(_, p)| p.edits.iter().cloned())
         .collect();
-    let applied = repo.update_refs(&edits, &format!("cadgate: push by {}", context.user));
-    for (i, _, message) in planned {
+    let mut audit = AuditLog::default();
+    for (_, plan) in &planned {
+        for (commit, line) in &plan.audit {
+            audit.add(commit, line.clone());
+        }
+    }
+    let notes_tip = snapshot.get(crate::refs::NOTES);
+    let applied = audit
+        .commit(repo, notes_tip.as_deref(), &context.user)
+        .and_then(|notes| {
+            edits.extend(notes);
+            repo.update_refs(&edits, &format!("cadgate: push by {}", context.user))
+        });
+    for (i, plan) in planned {
         let refname = request.commands[i].refname.clone();
         outcomes[i] = Some(match &applied {
             Ok(()) => {
-                messages.push(message);
+                messages.push(plan.message);
                 Outcome::Ok {
                     refname,
-                    rewritten: None,
+                    rewritten: plan.rewrite,
                 }
             }
             Err(e) => Outcome::Rejected {
@@ -126,18 +177,19 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-/// Judge one ref update: the edits that carry it out and a line for the
-/// pusher, or why it is refused.
+/// Judge one ref update: how to carry it out, or why it is refused.
 fn judge(
     repo: &Repo,
     context: &Context,
     snapshot: &Snapshot,
     command: &Command,
-) -> Result<(Vec<RefEdit>, String), Refusal> {
+) -> Result<Plan, Refusal> {
     let layout = &context.layout;
     let transition = classify(layout, command, snapshot)?;
     authorize(&transition, &context.user, context.role)?;
     let name = command.refname.clone();
+    let user = &context.user;
+    let at = audit::now();
     match transition {
         Transition::SaveDraft { package, workspace } => {
             check_draft(repo, context, snapshot, &package, &workspace, &command.new)?;
@@ -153,13 +205,13 @@ fn judge(
                     old: command.old.clone(),
                 }
             };
-            Ok((
+            Ok(Plan::new(
                 vec![edit],
                 format!("saved draft {package} workspace {workspace}"),
             ))
         }
         Transition::DeleteDraft { package, workspace }
-        | Transition::DeleteProposal { package, workspace } => Ok((
+        | Transition::DeleteProposal { package, workspace } => Ok(Plan::new(
             vec![RefEdit::Delete {
                 name,
                 old: command.old.clone(),
@@ -168,7 +220,7 @@ fn judge(
         )),
         Transition::Propose { package, workspace } => {
             let draft = layout.draft_ref(&package, &workspace);
-            Ok((
+            let mut plan = Plan::new(
                 vec![
                     RefEdit::Create {
                         name,
@@ -180,11 +232,14 @@ fn judge(
                     },
                 ],
                 format!("proposed {package} workspace {workspace}"),
-            ))
+            );
+            plan.audit
+                .push((command.new.clone(), format!("proposed-by: {user} {at}")));
+            Ok(plan)
         }
         Transition::RejectProposal { package, workspace } => {
             let proposed = layout.proposed_ref(&package, &workspace);
-            Ok((
+            let mut plan = Plan::new(
                 vec![
                     RefEdit::Create {
                         name,
@@ -198,23 +253,29 @@ fn judge(
                 format!(
                     "rejected the proposal of {package} workspace {workspace}; it is a draft again"
                 ),
-            ))
+            );
+            plan.audit
+                .push((command.new.clone(), format!("rejected-by: {user} {at}")));
+            Ok(plan)
         }
-        Transition::ProposeDeletion { package, revision } => Ok((
+        Transition::Publish { package, workspace } => {
+            publish(repo, context, snapshot, command, &package, &workspace)
+        }
+        Transition::ProposeDeletion { package, revision } => Ok(Plan::new(
             vec![RefEdit::Create {
                 name,
                 new: command.new.clone(),
             }],
             format!("proposed deleting {package} v{revision}"),
         )),
-        Transition::RejectDeletion { package, revision } => Ok((
+        Transition::RejectDeletion { package, revision } => Ok(Plan::new(
             vec![RefEdit::Delete {
                 name,
                 old: command.old.clone(),
             }],
             format!("rejected deleting {package} v{revision}"),
         )),
-        Transition::Publish { .. } | Transition::ApproveDeletion { .. } => Err(Refusal {
+        Transition::ApproveDeletion { .. } => Err(Refusal {
             rule: "not-yet-supported",
             message: format!(
                 "{} through cadgate-hook is not implemented yet",
@@ -222,6 +283,116 @@ fn judge(
             ),
         }),
     }
+}
+
+/// Publish a proposal: the approval commit M (parents: branch tip and
+/// proposal tip; tree: the branch with the package replaced), the next
+/// revision number N, the tag `F/vN` → M, the branch moved to M and the
+/// proposal removed — planned as one compare-and-swap transaction.
+fn publish(
+    repo: &Repo,
+    context: &Context,
+    snapshot: &Snapshot,
+    command: &Command,
+    package: &PackagePath,
+    workspace: &str,
+) -> Result<Plan, Refusal> {
+    let layout = &context.layout;
+    let internal = |e: GitError| {
+        refuse(
+            "internal",
+            format!("cannot read the repository: {}", first_line(&e.to_string())),
+        )
+    };
+    let proposal = command.new.as_str();
+    let branch_ref = layout.branch_ref();
+    let tip = snapshot.get(&branch_ref).ok_or_else(|| {
+        refuse(
+            "branch-is-registered",
+            format!("{branch_ref} does not exist"),
+        )
+    })?;
+    let notes_tip = snapshot.get(crate::refs::NOTES);
+    let proposer = audit::proposer(repo, notes_tip.as_deref(), proposal).map_err(internal)?;
+    if !context.self_approval && proposer.as_deref() == Some(context.user.as_str()) {
+        return Err(refuse(
+            "no-self-approval",
+            format!("{} proposed {package} workspace {workspace}; another approver must publish it (policy.self_approval = false)", context.user),
+        ));
+    }
+    // Stale: the package changed on the branch since the draft began.
+    let base = repo.merge_base(proposal, &tip).map_err(internal)?;
+    let at_base = match &base {
+        Some(base) => repo.object_at(base, package.as_str()).map_err(internal)?,
+        None => None,
+    };
+    let on_branch = repo.object_at(&tip, package.as_str()).map_err(internal)?;
+    if at_base != on_branch {
+        return Err(refuse(
+            "stale-proposal",
+            format!("{package} changed on {} since this draft began; rebase it (git fetch origin && git rebase origin/{}), push the draft, propose again", layout.branch(), layout.branch()),
+        ));
+    }
+    let revision = 1 + snapshot
+        .refs
+        .keys()
+        .filter_map(|name| match layout.classify(name) {
+            RefKind::Published {
+                package: p,
+                revision,
+            } if p == *package => Some(revision),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let tree = repo
+        .tree_with_package(&tip, package.as_str(), Some(proposal))
+        .map_err(internal)?;
+    let proposed_by = proposer.unwrap_or_else(|| "unknown".into());
+    let message = format!(
+        "Approving package revision {package}/{revision}\n\nkpt:{}\n\nProposed-by: {proposed_by}\nApproved-by: {}\n",
+        serde_json::json!({"package": package.as_str(), "workspaceName": workspace, "revision": revision.to_string()}),
+        context.user
+    );
+    let author = Signature {
+        name: context.user.clone(),
+        email: context.user.clone(),
+    };
+    let approval = repo
+        .commit_tree(&tree, &[&tip, proposal], &message, &author)
+        .map_err(internal)?;
+    let mut plan = Plan::new(
+        vec![
+            RefEdit::Update {
+                name: branch_ref,
+                new: approval.clone(),
+                old: tip.clone(),
+            },
+            RefEdit::Create {
+                name: layout.tag_ref(package, revision),
+                new: approval.clone(),
+            },
+            RefEdit::Delete {
+                name: layout.proposed_ref(package, workspace),
+                old: proposal.to_string(),
+            },
+        ],
+        format!(
+            "published {package} v{revision} (workspace {workspace}) as {}",
+            &approval[..12.min(approval.len())]
+        ),
+    );
+    plan.audit.push((
+        approval.clone(),
+        format!("approved-by: {} {}", context.user, audit::now()),
+    ));
+    plan.rewrite = Some(Rewrite {
+        refname: None,
+        old_oid: tip,
+        new_oid: approval,
+        forced: false,
+    });
+    Ok(plan)
 }
 
 fn refuse(rule: &'static str, message: String) -> Refusal {

@@ -62,6 +62,15 @@ impl Repo {
     }
 
     fn run(&self, args: &[&str], input: Option<&[u8]>) -> Result<String, GitError> {
+        self.run_with(args, input, &[])
+    }
+
+    fn run_with(
+        &self,
+        args: &[&str],
+        input: Option<&[u8]>,
+        env: &[(&str, &str)],
+    ) -> Result<String, GitError> {
         let error = |detail: String| GitError {
             args: args.join(" "),
             git_dir: self.git_dir.clone(),
@@ -71,6 +80,7 @@ impl Repo {
             .arg("--git-dir")
             .arg(&self.git_dir)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(if input.is_some() {
                 Stdio::piped()
             } else {
@@ -92,7 +102,7 @@ impl Repo {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Every branch and tag, peeled.
+    /// Every branch and tag, peeled, and cadgate's audit notes ref.
     pub fn refs(&self) -> Result<Vec<RefEntry>, GitError> {
         let out = self.run(
             &[
@@ -100,6 +110,7 @@ impl Repo {
                 "--format=%(refname)%00%(objectname)%00%(*objectname)",
                 "refs/heads",
                 "refs/tags",
+                crate::refs::NOTES,
             ],
             None,
         )?;
@@ -292,5 +303,128 @@ impl Repo {
         }
         self.run(&["cat-file", "blob", &format!("{commit}:{path}")], None)
             .map(Some)
+    }
+}
+
+/// Who made a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// Name.
+    pub name: String,
+    /// E-mail.
+    pub email: String,
+}
+
+impl Repo {
+    /// The id of the tree or blob at `path` in `commit`, if present.
+    pub fn object_at(&self, commit: &str, path: &str) -> Result<Option<String>, GitError> {
+        match self.run(
+            &["rev-parse", "--verify", "-q", &format!("{commit}:{path}")],
+            None,
+        ) {
+            Ok(out) => Ok(Some(out.trim().to_string())),
+            Err(e) if e.detail.is_empty() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Store `content` as a blob.
+    pub fn write_blob(&self, content: &[u8]) -> Result<String, GitError> {
+        Ok(self
+            .run(&["hash-object", "-w", "--stdin"], Some(content))?
+            .trim()
+            .to_string())
+    }
+
+    /// The tree of `base` with the directory `package` replaced by the same
+    /// directory of `source` (or removed when `source` is `None`).
+    pub fn tree_with_package(
+        &self,
+        base: &str,
+        package: &str,
+        source: Option<&str>,
+    ) -> Result<String, GitError> {
+        let prefix = format!("{package}/");
+        let mut entries = Vec::new();
+        let listing = self.run(&["ls-tree", "-r", "-z", "--full-tree", base], None)?;
+        for entry in listing.split('\0').filter(|e| !e.is_empty()) {
+            let path = entry.split_once('\t').map(|(_, p)| p).unwrap_or("");
+            if !path.starts_with(&prefix) {
+                entries.push(entry.to_string());
+            }
+        }
+        if let Some(source) = source {
+            let listing = self.run(
+                &["ls-tree", "-r", "-z", "--full-tree", source, "--", &prefix],
+                None,
+            )?;
+            entries.extend(
+                listing
+                    .split('\0')
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        self.write_tree(&entries)
+    }
+
+    /// Write a tree from `ls-tree -r -z`-style entries (`mode type oid\tpath`).
+    pub fn write_tree(&self, entries: &[String]) -> Result<String, GitError> {
+        let mut input = entries.join("\0");
+        input.push('\0');
+        let index = self.git_dir.join(format!(
+            "cadgate-index-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let index_str = index.display().to_string();
+        let env = [("GIT_INDEX_FILE", index_str.as_str())];
+        let written = self
+            .run_with(
+                &["update-index", "-z", "--index-info"],
+                Some(input.as_bytes()),
+                &env,
+            )
+            .and_then(|_| self.run_with(&["write-tree"], None, &env));
+        let _ = std::fs::remove_file(&index);
+        Ok(written?.trim().to_string())
+    }
+
+    /// Every entry of a tree, recursively, as `mode type oid\tpath`.
+    pub fn tree_entries(&self, tree_ish: &str) -> Result<Vec<String>, GitError> {
+        let listing = self.run(&["ls-tree", "-r", "-z", "--full-tree", tree_ish], None)?;
+        Ok(listing
+            .split('\0')
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Write a commit; returns its id.
+    pub fn commit_tree(
+        &self,
+        tree: &str,
+        parents: &[&str],
+        message: &str,
+        author: &Signature,
+    ) -> Result<String, GitError> {
+        let mut args = vec!["commit-tree", tree];
+        for parent in parents {
+            args.push("-p");
+            args.push(parent);
+        }
+        let env = [
+            ("GIT_AUTHOR_NAME", author.name.as_str()),
+            ("GIT_AUTHOR_EMAIL", author.email.as_str()),
+            ("GIT_COMMITTER_NAME", "cadgate"),
+            ("GIT_COMMITTER_EMAIL", "cadgate@localhost"),
+        ];
+        Ok(self
+            .run_with(&args, Some(message.as_bytes()), &env)?
+            .trim()
+            .to_string())
     }
 }

@@ -7,11 +7,13 @@
 //! - [`refs`]: the Porch ref layout — what a ref name means;
 //! - [`lifecycle`]: where a push is judged — ref updates to transitions, and roles;
 //! - [`enforce`]: judging a whole push (package rules) and carrying it out atomically;
+//! - [`audit`]: who proposed, rejected and approved what, as git notes;
 //! - [`kptfile`]: the Kptfile that marks a package, and its checks;
 //! - [`git`]: reading a repository through git (quarantine-aware);
 //! - [`listing`]: every package revision, straight from refs;
 //! - [`proc_receive`]: the protocol git speaks with the `proc-receive` hook.
 
+pub mod audit;
 pub mod enforce;
 pub mod git;
 pub mod kptfile;

@@ -205,7 +205,7 @@ pub fn classify(
                 }
                 0 => Err(Refusal::new(
                     "direct-push-to-branch",
-                    format!("{name} only changes by publishing a proposal: git push origin HEAD:refs/heads/drafts/<package>/<workspace>, propose it, then an approver pushes proposed/<package>/<workspace>:{name}"),
+                    format!("{name} only changes by publishing a proposal: git push origin HEAD:refs/heads/drafts/<package>/<workspace>, propose it, then an approver publishes with git push origin +proposed/<package>/<workspace>:{name}"),
                 )),
                 _ => Err(Refusal::new(
                     "ambiguous-proposal",

@@ -302,3 +302,141 @@ fn an_atomic_push_is_all_or_nothing() {
     assert!(!ok);
     assert!(f.server_ref("refs/heads/drafts/pkg/ws").is_some());
 }
+
+impl Fixture {
+    fn server_git(&self, args: &[&str]) -> String {
+        let server = self.path("server.git").display().to_string();
+        let mut full = vec!["--git-dir", server.as_str()];
+        full.extend_from_slice(args);
+        self.git(&full, "")
+    }
+
+    /// Start a new draft of `package` from the server's current branch.
+    fn branch_from_main(&self, local: &str) {
+        self.git(&["-C", "work", "fetch", "-q", "origin"], "");
+        self.git(
+            &["-C", "work", "checkout", "-q", "-B", local, "origin/main"],
+            "",
+        );
+    }
+
+    fn draft_and_propose(
+        &self,
+        package: &str,
+        workspace: &str,
+        file: &str,
+        content: &str,
+    ) -> String {
+        self.write(&format!("work/{package}/{file}"), content);
+        let tip = self.commit_package(package, package, &[]);
+        let draft = format!("HEAD:refs/heads/drafts/{package}/{workspace}");
+        let (ok, err) = self.push(&["--force", &draft], "alice:author");
+        assert!(ok, "{err}");
+        let proposed = format!("HEAD:refs/heads/proposed/{package}/{workspace}");
+        let (ok, err) = self.push(&[&proposed], "alice:author");
+        assert!(ok, "{err}");
+        tip
+    }
+}
+
+#[test]
+fn publishing_makes_the_approval_commit_the_tag_and_moves_the_branch() {
+    let f = Fixture::new();
+    let main_before = f.server_ref("refs/heads/main").expect("main");
+    f.branch_from_main("w1");
+    let proposal = f.draft_and_propose("basens", "ws1", "ns.yaml", "kind: Namespace\n");
+
+    // The proposer may not approve their own proposal.
+    let (ok, err) = f.push(&["HEAD:refs/heads/main"], "alice:approver");
+    assert!(!ok);
+    assert!(err.contains("no-self-approval"), "{err}");
+    // An author may not publish at all.
+    let (ok, err) = f.push(&["HEAD:refs/heads/main"], "dave:author");
+    assert!(!ok);
+    assert!(err.contains("publishing needs role 'approver'"), "{err}");
+
+    let (ok, err) = f.push(&["HEAD:refs/heads/main"], "bob:approver");
+    assert!(ok, "{err}");
+    assert!(err.contains("cadgate: published basens v1"), "{err}");
+    let approval = f.server_ref("refs/heads/main").expect("main");
+    assert_ne!(
+        approval, proposal,
+        "the branch must get an approval commit, not the proposal"
+    );
+    assert_eq!(
+        f.server_ref("refs/tags/basens/v1").as_deref(),
+        Some(approval.as_str())
+    );
+    assert_eq!(f.server_ref("refs/heads/proposed/basens/ws1"), None);
+    assert_eq!(
+        f.server_git(&[
+            "rev-parse",
+            &format!("{approval}^1"),
+            &format!("{approval}^2")
+        ]),
+        format!("{main_before}\n{proposal}")
+    );
+    let message = f.server_git(&["log", "-1", "--format=%an%n%B", &approval]);
+    assert!(
+        message.starts_with("bob\nApproving package revision basens/1"),
+        "{message}"
+    );
+    assert!(
+        message.contains(r#"kpt:{"package":"basens","revision":"1","workspaceName":"ws1"}"#),
+        "{message}"
+    );
+    assert!(
+        message.contains("Proposed-by: alice") && message.contains("Approved-by: bob"),
+        "{message}"
+    );
+    assert_eq!(
+        f.server_git(&["show", &format!("{approval}:basens/ns.yaml")]),
+        "kind: Namespace"
+    );
+    let note = f.server_git(&["notes", "--ref=cadgate", "show", &proposal]);
+    assert!(note.starts_with("proposed-by: alice"), "{note}");
+
+    // The next revision of the same package is v2.
+    f.branch_from_main("w2");
+    f.draft_and_propose(
+        "basens",
+        "ws2",
+        "ns.yaml",
+        "kind: Namespace\nmetadata: {name: b}\n",
+    );
+    let (ok, err) = f.push(&["HEAD:refs/heads/main"], "bob:approver");
+    assert!(ok, "{err}");
+    assert!(err.contains("published basens v2"), "{err}");
+    assert!(f.server_ref("refs/tags/basens/v2").is_some());
+}
+
+#[test]
+fn a_stale_proposal_is_refused_until_rebased() {
+    let f = Fixture::new();
+    f.branch_from_main("first");
+    f.draft_and_propose("pkg", "a", "data.yaml", "a: 1\n");
+    f.branch_from_main("second");
+    let second = f.draft_and_propose("pkg", "b", "data.yaml", "b: 2\n");
+    // Publish `a` (its commit is still reachable locally on `first`). Once the
+    // branch has moved, a proposal is not a fast-forward of it, so the git
+    // client needs --force; the server still only ever adds a merge commit.
+    f.git(&["-C", "work", "checkout", "-q", "first"], "");
+    let (ok, err) = f.push(&["--force", "HEAD:refs/heads/main"], "bob:approver");
+    assert!(ok, "{err}");
+    // `b` began before `a` was published: stale.
+    f.git(&["-C", "work", "checkout", "-q", "second"], "");
+    assert_eq!(f.git(&["-C", "work", "rev-parse", "HEAD"], ""), second);
+    let (ok, err) = f.push(&["--force", "HEAD:refs/heads/main"], "bob:approver");
+    assert!(!ok, "a stale proposal was published");
+    assert!(err.contains("stale-proposal"), "{err}");
+    assert_eq!(f.server_ref("refs/tags/pkg/v2"), None);
+    // Rebase, push the draft again, propose, publish: v2.
+    f.git(&["-C", "work", "fetch", "-q", "origin"], "");
+    let (ok, err) = f.push(&[":refs/heads/proposed/pkg/b"], "alice:author");
+    assert!(ok, "{err}");
+    f.git(&["-C", "work", "reset", "-q", "--hard", "origin/main"], "");
+    f.draft_and_propose("pkg", "b", "data.yaml", "b: 2\n");
+    let (ok, err) = f.push(&["--force", "HEAD:refs/heads/main"], "bob:approver");
+    assert!(ok, "{err}");
+    assert!(err.contains("published pkg v2"), "{err}");
+}
