@@ -275,13 +275,9 @@ fn judge(
             }],
             format!("rejected deleting {package} v{revision}"),
         )),
-        Transition::ApproveDeletion { .. } => Err(Refusal {
-            rule: "not-yet-supported",
-            message: format!(
-                "{} through cadgate-hook is not implemented yet",
-                transition.verb()
-            ),
-        }),
+        Transition::ApproveDeletion { package, revision } => {
+            approve_deletion(repo, context, snapshot, command, &package, revision)
+        }
     }
 }
 
@@ -392,6 +388,137 @@ fn publish(
         new_oid: approval,
         forced: false,
     });
+    Ok(plan)
+}
+
+/// Approve a deletion: the tag and its deletion proposal go; when the
+/// revision was the package's latest, the branch gets a commit that puts back
+/// the new latest revision's tree (or removes the package when none is left),
+/// so GitOps stops deploying it.
+fn approve_deletion(
+    repo: &Repo,
+    context: &Context,
+    snapshot: &Snapshot,
+    command: &Command,
+    package: &PackagePath,
+    revision: u64,
+) -> Result<Plan, Refusal> {
+    let layout = &context.layout;
+    let internal = |e: GitError| {
+        refuse(
+            "internal",
+            format!("cannot read the repository: {}", first_line(&e.to_string())),
+        )
+    };
+    let tag = command.refname.clone();
+    let tagged = command.old.clone();
+    let marker = layout.deletion_proposed_ref(package, revision);
+    let branch_ref = layout.branch_ref();
+    let tip = snapshot.get(&branch_ref).ok_or_else(|| {
+        refuse(
+            "branch-is-registered",
+            format!("{branch_ref} does not exist"),
+        )
+    })?;
+    // No package on the branch may be pinned to this revision.
+    let tagged_commit = repo
+        .peel(&tagged)
+        .map_err(internal)?
+        .unwrap_or_else(|| tagged.clone());
+    for path in repo
+        .files_containing(&tip, KPTFILE, &tagged_commit)
+        .map_err(internal)?
+    {
+        let Some(dir) = path.strip_suffix("/Kptfile") else {
+            continue;
+        };
+        let Some(other) = layout
+            .package(dir)
+            .or_else(|| Layout::new(layout.branch(), "").package(dir))
+        else {
+            continue;
+        };
+        let text = repo
+            .read_file(&tip, &path)
+            .map_err(internal)?
+            .unwrap_or_default();
+        let pinned = Kptfile::parse_for(&other, &text)
+            .ok()
+            .and_then(|k| k.upstream_lock)
+            .and_then(|l| l.git)
+            .is_some_and(|g| g.commit == tagged_commit);
+        if pinned {
+            return Err(refuse(
+                "revision-is-pinned",
+                format!("{package} v{revision} is the upstream of {other} (its Kptfile upstreamLock pins {}); upgrade or delete {other} first", &tagged_commit[..12.min(tagged_commit.len())]),
+            ));
+        }
+    }
+    let mut edits = vec![
+        RefEdit::Delete {
+            name: tag,
+            old: tagged.clone(),
+        },
+        RefEdit::Delete {
+            name: marker.clone(),
+            old: snapshot.get(&marker).unwrap_or_default(),
+        },
+    ];
+    let others: Vec<(u64, String)> = snapshot
+        .refs
+        .iter()
+        .filter_map(|(name, oid)| match layout.classify(name) {
+            RefKind::Published {
+                package: p,
+                revision: n,
+            } if p == *package && n != revision => Some((n, oid.clone())),
+            _ => None,
+        })
+        .collect();
+    let was_latest = others.iter().all(|(n, _)| *n < revision);
+    let mut message = format!("deleted {package} v{revision}");
+    if was_latest {
+        let previous = others.iter().max_by_key(|(n, _)| *n);
+        let source = previous.map(|(_, oid)| oid.as_str());
+        let tree = repo
+            .tree_with_package(&tip, package.as_str(), source)
+            .map_err(internal)?;
+        let current = repo.object_at(&tip, "").map_err(internal)?;
+        if current.as_deref() != Some(tree.as_str()) {
+            let text = format!(
+                "Delete {package}/v{revision}\n\nkpt:{}\n\nApproved-by: {}\n",
+                serde_json::json!({"package": package.as_str(), "revision": revision.to_string()}),
+                context.user
+            );
+            let author = Signature {
+                name: context.user.clone(),
+                email: context.user.clone(),
+            };
+            let commit = repo
+                .commit_tree(&tree, &[&tip], &text, &author)
+                .map_err(internal)?;
+            edits.push(RefEdit::Update {
+                name: branch_ref,
+                new: commit,
+                old: tip,
+            });
+            message = match previous {
+                Some((n, _)) => format!(
+                    "deleted {package} v{revision}; {} now holds v{n}",
+                    layout.branch()
+                ),
+                None => format!(
+                    "deleted {package} v{revision}; {} no longer holds {package}",
+                    layout.branch()
+                ),
+            };
+        }
+    }
+    let mut plan = Plan::new(edits, message);
+    plan.audit.push((
+        tagged_commit,
+        format!("deleted-by: {} {}", context.user, audit::now()),
+    ));
     Ok(plan)
 }
 

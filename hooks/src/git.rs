@@ -328,6 +328,23 @@ impl Repo {
         }
     }
 
+    /// The commit an object (commit or annotated tag) peels to.
+    pub fn peel(&self, object: &str) -> Result<Option<String>, GitError> {
+        match self.run(
+            &[
+                "rev-parse",
+                "--verify",
+                "-q",
+                &format!("{object}^{{commit}}"),
+            ],
+            None,
+        ) {
+            Ok(out) => Ok(Some(out.trim().to_string())),
+            Err(e) if e.detail.is_empty() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Store `content` as a blob.
     pub fn write_blob(&self, content: &[u8]) -> Result<String, GitError> {
         Ok(self
@@ -426,5 +443,30 @@ impl Repo {
             .run_with(&args, Some(message.as_bytes()), &env)?
             .trim()
             .to_string())
+    }
+}
+
+impl Repo {
+    /// Files under `commit` named `file_name` whose content contains `text`.
+    pub fn files_containing(
+        &self,
+        commit: &str,
+        file_name: &str,
+        text: &str,
+    ) -> Result<Vec<String>, GitError> {
+        let pattern = format!("*{file_name}");
+        match self.run(
+            &["grep", "-l", "-F", "-e", text, commit, "--", &pattern],
+            None,
+        ) {
+            Ok(out) => Ok(out
+                .lines()
+                .filter_map(|l| l.split_once(':').map(|(_, p)| p.to_string()))
+                .filter(|p| p == file_name || p.ends_with(&format!("/{file_name}")))
+                .collect()),
+            // Exit 1 without a message: nothing matched.
+            Err(e) if e.detail.is_empty() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
     }
 }

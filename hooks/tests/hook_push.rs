@@ -440,3 +440,114 @@ fn a_stale_proposal_is_refused_until_rebased() {
     assert!(ok, "{err}");
     assert!(err.contains("published pkg v2"), "{err}");
 }
+
+#[test]
+fn approving_deletions_updates_the_branch_and_respects_pins() {
+    let f = Fixture::new();
+    f.branch_from_main("one");
+    f.draft_and_propose("pkg", "one", "data.yaml", "v: 1\n");
+    assert!(
+        f.push(&["--force", "HEAD:refs/heads/main"], "bob:approver")
+            .0
+    );
+    f.branch_from_main("two");
+    f.draft_and_propose("pkg", "two", "data.yaml", "v: 2\n");
+    assert!(
+        f.push(&["--force", "HEAD:refs/heads/main"], "bob:approver")
+            .0
+    );
+    let v1 = f.server_ref("refs/tags/pkg/v1").expect("v1");
+    f.git(&["-C", "work", "fetch", "-q", "--tags", "origin"], "");
+
+    // Deleting needs a proposal first.
+    let (ok, err) = f.push(&[":refs/tags/pkg/v2"], "bob:approver");
+    assert!(!ok);
+    assert!(err.contains("deletion-needs-a-proposal"), "{err}");
+    let (ok, err) = f.push(
+        &["refs/tags/pkg/v2:refs/heads/deletionProposed/pkg/v2"],
+        "alice:author",
+    );
+    assert!(ok, "{err}");
+    let (ok, err) = f.push(&[":refs/tags/pkg/v2"], "alice:author");
+    assert!(!ok);
+    assert!(
+        err.contains("approving a deletion needs role 'approver'"),
+        "{err}"
+    );
+    let (ok, err) = f.push(&[":refs/tags/pkg/v2"], "bob:approver");
+    assert!(ok, "{err}");
+    assert!(err.contains("deleted pkg v2; main now holds v1"), "{err}");
+    assert_eq!(f.server_ref("refs/tags/pkg/v2"), None);
+    assert_eq!(f.server_ref("refs/heads/deletionProposed/pkg/v2"), None);
+    assert_eq!(f.server_git(&["show", "main:pkg/data.yaml"]), "v: 1");
+    assert!(f
+        .server_git(&["log", "-1", "--format=%s", "main"])
+        .starts_with("Delete pkg/v2"));
+
+    // A package on the branch pinned to v1 blocks deleting v1.
+    f.branch_from_main("down");
+    f.write(
+        "work/down/Kptfile",
+        &format!("apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: down\nupstream:\n  type: git\n  git:\n    repo: https://example.com/r.git\n    directory: /pkg\n    ref: pkg/v1\nupstreamLock:\n  type: git\n  git:\n    repo: https://example.com/r.git\n    directory: /pkg\n    ref: pkg/v1\n    commit: {v1}\n"),
+    );
+    f.git(&["-C", "work", "add", "-A"], "");
+    f.git(&["-C", "work", "commit", "-q", "-m", "down"], "");
+    assert!(
+        f.push(&["HEAD:refs/heads/drafts/down/d1"], "alice:author")
+            .0
+    );
+    assert!(
+        f.push(&["HEAD:refs/heads/proposed/down/d1"], "alice:author")
+            .0
+    );
+    assert!(
+        f.push(&["--force", "HEAD:refs/heads/main"], "bob:approver")
+            .0
+    );
+    assert!(
+        f.push(
+            &["refs/tags/pkg/v1:refs/heads/deletionProposed/pkg/v1"],
+            "alice:author"
+        )
+        .0
+    );
+    let (ok, err) = f.push(&[":refs/tags/pkg/v1"], "bob:approver");
+    assert!(!ok);
+    assert!(
+        err.contains("revision-is-pinned") && err.contains("down"),
+        "{err}"
+    );
+    assert!(f.server_ref("refs/tags/pkg/v1").is_some());
+
+    // A new revision of `down` without the pin; then deleting v1, the last
+    // revision of pkg, removes the package from the branch.
+    f.branch_from_main("unpin");
+    f.write(
+        "work/down/Kptfile",
+        "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: down\n",
+    );
+    f.git(&["-C", "work", "commit", "-q", "-am", "unpin"], "");
+    assert!(
+        f.push(&["HEAD:refs/heads/drafts/down/d2"], "alice:author")
+            .0
+    );
+    assert!(
+        f.push(&["HEAD:refs/heads/proposed/down/d2"], "alice:author")
+            .0
+    );
+    assert!(
+        f.push(&["--force", "HEAD:refs/heads/main"], "bob:approver")
+            .0
+    );
+    let (ok, err) = f.push(&[":refs/tags/pkg/v1"], "bob:approver");
+    assert!(ok, "{err}");
+    assert!(err.contains("main no longer holds pkg"), "{err}");
+    assert!(!f
+        .server_git(&["ls-tree", "--name-only", "main"])
+        .lines()
+        .any(|l| l == "pkg"));
+    assert!(f
+        .server_git(&["for-each-ref", "--format=%(refname)"])
+        .lines()
+        .all(|r| !r.contains("pkg/")));
+}
