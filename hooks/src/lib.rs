@@ -11,11 +11,13 @@
 //! - [`kptfile`]: the Kptfile that marks a package, and its checks;
 //! - [`git`]: reading a repository through git (quarantine-aware);
 //! - [`listing`]: every package revision, straight from refs;
-//! - [`proc_receive`]: the protocol git speaks with the `proc-receive` hook.
+//! - [`proc_receive`]: the protocol git speaks with the `proc-receive` hook;
+//! - [`hook`]: the hook entry points (`cadgate-hook proc-receive`).
 
 pub mod audit;
 pub mod enforce;
 pub mod git;
+pub mod hook;
 pub mod kptfile;
 pub mod lifecycle;
 pub mod listing;

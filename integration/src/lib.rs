@@ -558,6 +558,34 @@ impl GitClient {
     }
 }
 
+/// A minimal valid Kptfile for the package at `path`.
+pub fn kptfile(path: &str) -> String {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    format!("apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: {name}\n")
+}
+
+impl GitClient {
+    /// Commit a package: `package/Kptfile` plus `files` (paths relative to
+    /// the package) in the work tree `dir`; returns the commit id.
+    pub fn commit_package(
+        &self,
+        dir: &str,
+        package: &str,
+        files: &[(&str, &[u8])],
+        message: &str,
+    ) -> String {
+        let kpt = kptfile(package);
+        let kpt_path = format!("{package}/Kptfile");
+        let paths: Vec<String> = files
+            .iter()
+            .map(|(p, _)| format!("{package}/{p}"))
+            .collect();
+        let mut all: Vec<(&str, &[u8])> = vec![(kpt_path.as_str(), kpt.as_bytes())];
+        all.extend(paths.iter().zip(files).map(|(p, (_, c))| (p.as_str(), *c)));
+        self.commit_files(dir, &all, message)
+    }
+}
+
 /// Trimmed stdout as text.
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()

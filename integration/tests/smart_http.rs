@@ -28,23 +28,46 @@ fn clone_push_fetch_pull_round_trip_over_v0_and_v2() {
         let writer = GitClient::new();
         let reader = GitClient::new();
         let url = server.url_as(&alice(), "org/blueprints");
+        let package = format!("rt{version}");
+        let draft = format!("refs/heads/drafts/{package}/ws");
+        let tracking = format!("origin/drafts/{package}/ws");
         writer.git(&["-c", &proto, "clone", "-q", &url, "w"]);
-        let first = writer.commit_files("w", &[(&format!("v{version}/a.txt"), b"one\n")], "first");
-        writer.git_in("w", &["-c", &proto, "push", "-q", "origin", "HEAD:main"]);
+        let first = writer.commit_package("w", &package, &[("a.txt", b"one\n")], "first");
+        writer.git_in(
+            "w",
+            &[
+                "-c",
+                &proto,
+                "push",
+                "-q",
+                "origin",
+                &format!("HEAD:{draft}"),
+            ],
+        );
         assert_eq!(
-            server_git(&server.repo_dir("org/blueprints"), &["rev-parse", "main"]),
+            server_git(&server.repo_dir("org/blueprints"), &["rev-parse", &draft]),
             first
         );
 
         // The second client clones without `.git` in the URL.
         let bare_url = url.trim_end_matches(".git").to_string();
         reader.git(&["-c", &proto, "clone", "-q", &bare_url, "r"]);
-        assert_eq!(reader.git_in("r", &["rev-parse", "HEAD"]), first);
-        let second =
-            writer.commit_files("w", &[(&format!("v{version}/b.txt"), b"two\n")], "second");
-        writer.git_in("w", &["-c", &proto, "push", "-q", "origin", "HEAD:main"]);
+        assert_eq!(reader.git_in("r", &["rev-parse", &tracking]), first);
+        reader.git_in("r", &["checkout", "-q", "-b", "work", &tracking]);
+        let second = writer.commit_package("w", &package, &[("b.txt", b"two\n")], "second");
+        writer.git_in(
+            "w",
+            &[
+                "-c",
+                &proto,
+                "push",
+                "-q",
+                "origin",
+                &format!("HEAD:{draft}"),
+            ],
+        );
         reader.git_in("r", &["-c", &proto, "fetch", "-q", "origin"]);
-        assert_eq!(reader.git_in("r", &["rev-parse", "origin/main"]), second);
+        assert_eq!(reader.git_in("r", &["rev-parse", &tracking]), second);
         reader.git_in("r", &["-c", &proto, "pull", "-q", "--ff-only"]);
         assert_eq!(
             reader.git_in("r", &["rev-parse", "HEAD^{tree}"]),
@@ -59,18 +82,23 @@ fn shallow_clone_and_fetch_by_full_sha() {
     let writer = GitClient::new();
     writer.git(&["clone", "-q", &server.url_as(&alice(), "demo"), "w"]);
     for i in 0..3 {
-        writer.commit_files(
+        writer.commit_package(
             "w",
+            "sh",
             &[("f.txt", format!("{i}\n").as_bytes())],
             &format!("c{i}"),
         );
     }
-    writer.git_in("w", &["push", "-q", "origin", "HEAD:main"]);
+    writer.git_in(
+        "w",
+        &["push", "-q", "origin", "HEAD:refs/heads/drafts/sh/ws"],
+    );
     let tip = writer.git_in("w", &["rev-parse", "HEAD"]);
     for version in ["0", "2"] {
         let proto = format!("protocol.version={version}");
         let client = GitClient::new();
         let dir = format!("shallow{version}");
+        let url = server.url_as(&alice(), "demo");
         client.git(&[
             "-c",
             &proto,
@@ -78,25 +106,18 @@ fn shallow_clone_and_fetch_by_full_sha() {
             "-q",
             "--depth",
             "1",
-            &server.url_as(&alice(), "demo"),
+            "--branch",
+            "drafts/sh/ws",
+            &url,
             &dir,
         ]);
+        assert_eq!(client.git_in(&dir, &["rev-parse", "HEAD"]), tip);
         assert_eq!(client.git_in(&dir, &["rev-list", "--count", "HEAD"]), "1");
         assert!(client.path(&dir).join(".git/shallow").exists());
 
         let by_sha = format!("sha{version}");
         client.git(&["init", "-q", &by_sha]);
-        client.git_in(
-            &by_sha,
-            &[
-                "-c",
-                &proto,
-                "fetch",
-                "-q",
-                &server.url_as(&alice(), "demo"),
-                &tip,
-            ],
-        );
+        client.git_in(&by_sha, &["-c", &proto, "fetch", "-q", &url, &tip]);
         assert_eq!(client.git_in(&by_sha, &["rev-parse", "FETCH_HEAD"]), tip);
     }
 }
@@ -113,11 +134,14 @@ fn a_200_mb_push_streams_through_a_small_server() {
         .iter()
         .map(|(p, c)| (p.as_str(), c.as_slice()))
         .collect();
-    let commit = client.commit_files("w", &refs, "200 MB of incompressible data");
+    let commit = client.commit_package("w", "big", &refs, "200 MB of incompressible data");
     drop(files);
-    client.git_in("w", &["push", "-q", "origin", "HEAD:main"]);
+    client.git_in(
+        "w",
+        &["push", "-q", "origin", "HEAD:refs/heads/drafts/big/ws"],
+    );
     assert_eq!(
-        server_git(&server.repo_dir("demo"), &["rev-parse", "main"]),
+        server_git(&server.repo_dir("demo"), &["rev-parse", "drafts/big/ws"]),
         commit
     );
     let peak = server.peak_rss_kib();
@@ -134,7 +158,7 @@ fn small_post_buffer_pushes_chunked_after_a_probe() {
     let client = GitClient::new().with_env("GIT_TRACE_CURL", &trace.path().display().to_string());
     client.git(&["clone", "-q", &server.url_as(&alice(), "demo"), "w"]);
     let data = noise(3 << 20, 7);
-    let commit = client.commit_files("w", &[("blob.bin", &data)], "3 MB");
+    let commit = client.commit_package("w", "chunked", &[("blob.bin", &data)], "3 MB");
     client.git_in(
         "w",
         &[
@@ -143,11 +167,14 @@ fn small_post_buffer_pushes_chunked_after_a_probe() {
             "push",
             "-q",
             "origin",
-            "HEAD:main",
+            "HEAD:refs/heads/drafts/chunked/ws",
         ],
     );
     assert_eq!(
-        server_git(&server.repo_dir("demo"), &["rev-parse", "main"]),
+        server_git(
+            &server.repo_dir("demo"),
+            &["rev-parse", "drafts/chunked/ws"]
+        ),
         commit
     );
     let curl = std::fs::read_to_string(trace.path()).expect("trace");
@@ -191,8 +218,11 @@ fn fetch_negotiation_with_many_haves_is_gzipped() {
         .expect("feed fast-import");
     assert!(fast_import.wait().expect("fast-import").success());
 
-    let new_tip = pusher.commit_files("p", &[("new.txt", b"new\n")], "new on the server");
-    pusher.git_in("p", &["push", "-q", "origin", "HEAD:main"]);
+    let new_tip = pusher.commit_package("p", "neg", &[("new.txt", b"new\n")], "new on the server");
+    pusher.git_in(
+        "p",
+        &["push", "-q", "origin", "HEAD:refs/heads/drafts/neg/ws"],
+    );
 
     let out = client
         .command(&["-C", "c", "fetch", "origin"])
@@ -201,7 +231,10 @@ fn fetch_negotiation_with_many_haves_is_gzipped() {
         .output()
         .expect("fetch");
     assert!(out.status.success(), "fetch failed: {}", stderr(&out));
-    assert_eq!(client.git_in("c", &["rev-parse", "origin/main"]), new_tip);
+    assert_eq!(
+        client.git_in("c", &["rev-parse", "origin/drafts/neg/ws"]),
+        new_tip
+    );
     let curl = std::fs::read_to_string(trace.path()).expect("trace");
     assert!(
         curl.contains("Content-Encoding: gzip"),
@@ -371,14 +404,17 @@ fn twenty_concurrent_clones_get_identical_trees() {
     let writer = GitClient::new();
     writer.git(&["clone", "-q", &server.url_as(&alice(), "demo"), "w"]);
     let files: Vec<(String, Vec<u8>)> = (0..200)
-        .map(|i| (format!("pkg{i}/data.bin"), noise(20_000, i + 1)))
+        .map(|i| (format!("part{i}/data.bin"), noise(20_000, i + 1)))
         .collect();
     let refs: Vec<(&str, &[u8])> = files
         .iter()
         .map(|(p, c)| (p.as_str(), c.as_slice()))
         .collect();
-    writer.commit_files("w", &refs, "content");
-    writer.git_in("w", &["push", "-q", "origin", "HEAD:main"]);
+    writer.commit_package("w", "many", &refs, "content");
+    writer.git_in(
+        "w",
+        &["push", "-q", "origin", "HEAD:refs/heads/drafts/many/ws"],
+    );
     let expected = writer.git_in("w", &["rev-parse", "HEAD^{tree}"]);
     let url = server.url_as(&alice(), "demo");
     let trees: Vec<String> = std::thread::scope(|scope| {
@@ -388,7 +424,7 @@ fn twenty_concurrent_clones_get_identical_trees() {
                 scope.spawn(move || {
                     let client = GitClient::new();
                     let dir = format!("c{i}");
-                    client.git(&["clone", "-q", &url, &dir]);
+                    client.git(&["clone", "-q", "--branch", "drafts/many/ws", &url, &dir]);
                     client.git_in(&dir, &["rev-parse", "HEAD^{tree}"])
                 })
             })
@@ -599,10 +635,16 @@ impl SlowPush {
     }
 }
 
-/// A push body for a new root commit on `refname`: command list and pack.
-fn push_body(client: &GitClient, refname: &str) -> (Vec<u8>, String) {
-    client.git(&["init", "-q", "pack-src"]);
-    let commit = client.commit_files("pack-src", &[("slow.txt", b"slow push\n")], "slow push");
+/// A push body that creates the draft `refname` of package `slow`: the
+/// command list and a pack of the new objects on top of the server's branch.
+fn push_body(server: &Server, client: &GitClient, refname: &str) -> (Vec<u8>, String) {
+    client.git(&["clone", "-q", &server.url_as(&alice(), "demo"), "pack-src"]);
+    let commit = client.commit_package(
+        "pack-src",
+        "slow",
+        &[("slow.txt", b"slow push\n")],
+        "slow push",
+    );
     let mut pack = client
         .command(&["-C", "pack-src", "pack-objects", "--stdout", "--revs", "-q"])
         .stdin(std::process::Stdio::piped())
@@ -612,7 +654,7 @@ fn push_body(client: &GitClient, refname: &str) -> (Vec<u8>, String) {
     pack.stdin
         .take()
         .expect("stdin")
-        .write_all(format!("{commit}\n").as_bytes())
+        .write_all(format!("{commit}\n^origin/main\n").as_bytes())
         .expect("revs");
     let pack = pack.wait_with_output().expect("pack");
     let line = format!("{} {commit} {refname}\0report-status\n", "0".repeat(40));
@@ -629,7 +671,7 @@ fn a_busy_server_answers_503_with_retry_after() {
     );
     let server = Server::start(&config);
     let client = GitClient::new();
-    let (body, _) = push_body(&client, "refs/heads/slow");
+    let (body, _) = push_body(&server, &client, "refs/heads/drafts/slow/ws");
     let split = body.len() - 10;
     // Holds the only git slot: receive-pack waits for the rest of the pack.
     let push = SlowPush::start(&server, "demo", &body[..split]);
@@ -674,7 +716,7 @@ fn a_busy_server_answers_503_with_retry_after() {
 fn sigterm_lets_a_push_in_flight_finish() {
     let mut server = Server::start(&config());
     let client = GitClient::new();
-    let (body, commit) = push_body(&client, "refs/heads/graceful");
+    let (body, commit) = push_body(&server, &client, "refs/heads/drafts/slow/ws");
     let half = body.len() / 2;
     let push = SlowPush::start(&server, "demo", &body[..half]);
     std::thread::sleep(Duration::from_millis(300));
@@ -691,7 +733,7 @@ fn sigterm_lets_a_push_in_flight_finish() {
     assert_eq!(response.status, 200);
     assert!(response.text().contains("unpack ok"), "{}", response.text());
     assert!(
-        response.text().contains("ok refs/heads/graceful"),
+        response.text().contains("ok refs/heads/drafts/slow/ws"),
         "{}",
         response.text()
     );
@@ -703,7 +745,7 @@ fn sigterm_lets_a_push_in_flight_finish() {
     assert_eq!(
         server_git(
             &server.repo_dir("demo"),
-            &["rev-parse", "refs/heads/graceful"]
+            &["rev-parse", "refs/heads/drafts/slow/ws"]
         ),
         commit
     );
@@ -733,12 +775,15 @@ fn the_embedded_default_prints_credentials_that_work_and_keeps_them() {
         );
         let client = GitClient::new();
         client.git(&["clone", "-q", &server.url_as(&user, "demo"), "d"]);
-        let commit = client.commit_files("d", &[("hello.txt", b"hello\n")], "hello");
-        client.git_in("d", &["push", "-q", "origin", "HEAD:main"]);
+        let commit = client.commit_package("d", "hello", &[("hello.txt", b"hello\n")], "hello");
+        client.git_in(
+            "d",
+            &["push", "-q", "origin", "HEAD:refs/heads/drafts/hello/ws"],
+        );
         assert_eq!(
             server_git(
                 &data.path().join("repositories/demo.git"),
-                &["rev-parse", "main"]
+                &["rev-parse", "drafts/hello/ws"]
             ),
             commit
         );

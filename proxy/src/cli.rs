@@ -43,6 +43,17 @@ enum Command {
         /// The TOML config file.
         file: PathBuf,
     },
+    /// Hooks that git runs (the server installs them; see also cadgate-hook).
+    Hook {
+        #[command(subcommand)]
+        hook: HookCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum HookCommand {
+    /// Judge and apply a push (git's proc-receive hook protocol on stdin/stdout).
+    ProcReceive,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -71,6 +82,12 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 "token_sha256 = \"{}\"",
                 cadgate_config::token_sha256_hex(&token)
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Hook {
+            hook: HookCommand::ProcReceive,
+        } => {
+            cadgate_hooks::hook::proc_receive().context("proc-receive hook failed")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => match Config::load(&file) {

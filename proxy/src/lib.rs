@@ -10,6 +10,7 @@
 //! - [`smart_http`]: the smart-HTTP protocol, with git doing the pack work;
 //! - [`git_process`]: the bounded pool of git children;
 //! - [`repositories`]: registered repositories on disk;
+//! - [`enforcement`]: pointing git's receive-pack at cadgate's hooks;
 //! - [`observe`]: metrics and access logs;
 //! - [`server`]: assembling all of it from a config.
 //!
@@ -17,6 +18,7 @@
 //! inside git's hooks, so every path into a repository is judged by one code.
 
 pub mod auth;
+pub mod enforcement;
 pub mod error;
 pub mod git_process;
 pub mod observe;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use cadgate_config::Config;
 use tokio::net::TcpListener;
 
+use crate::enforcement::Enforcement;
 use crate::git_process::{GitRunner, Limits};
 use crate::observe::Metrics;
 use crate::repositories::{Registry, RepositoryError};
@@ -65,6 +66,17 @@ impl Server {
         let git = config.server.git.clone();
         check_git(&git).await?;
         let registry = Registry::open(&config.repositories, &config.server.data_dir, &git).await?;
+        let executable = std::env::current_exe().map_err(|source| StartError::DataDir {
+            path: config.server.data_dir.clone(),
+            source,
+        })?;
+        let enforcement =
+            Enforcement::install(&config.server.data_dir, &executable).map_err(|source| {
+                StartError::DataDir {
+                    path: config.server.data_dir.join("hooks"),
+                    source,
+                }
+            })?;
         let listener = transport::bind(config.server.listen)
             .await
             .map_err(StartError::Bind)?;
@@ -85,6 +97,7 @@ impl Server {
             registry,
             runner,
             metrics,
+            enforcement,
         });
         Ok(Self {
             listener,

@@ -34,6 +34,8 @@ pub struct State {
     pub runner: GitRunner,
     /// The metrics.
     pub metrics: Arc<Metrics>,
+    /// The hooks every push runs through.
+    pub enforcement: crate::enforcement::Enforcement,
 }
 
 /// Serve one request. Never fails: errors become HTTP responses.

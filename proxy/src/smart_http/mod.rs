@@ -8,6 +8,7 @@
 mod body;
 pub mod pktline;
 
+use std::ffi::OsString;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -94,16 +95,25 @@ fn authorize(
     repository: &str,
     service: GitService,
     exchange: &Exchange,
-) -> Result<auth::Principal, HttpError> {
+) -> Result<Pusher, HttpError> {
     let principal = auth::authenticate(&state.config, headers)?.ok_or_else(|| {
         HttpError::unauthorized(format!(
             "repository '{repository}' needs a user name and token (HTTP Basic)"
         ))
     })?;
     exchange.set_user(&principal.name);
-    let (role, action) = needed_role(service);
-    auth::authorize(&state.config, &principal, repository, role, action)?;
-    Ok(principal)
+    let (needed, action) = needed_role(service);
+    let role = auth::authorize(&state.config, &principal, repository, needed, action)?;
+    Ok(Pusher {
+        name: principal.name,
+        role,
+    })
+}
+
+/// An authenticated user and their role on the repository.
+struct Pusher {
+    name: String,
+    role: Role,
 }
 
 fn info_refs_service(query: Option<&str>) -> Result<GitService, HttpError> {
@@ -172,17 +182,38 @@ fn is_v2(protocol: &Option<String>) -> bool {
         .is_some_and(|p| p.split(':').any(|pair| pair == "version=2"))
 }
 
+/// `git [options] <service> --stateless-rpc [extra] <repo>`: receive-pack
+/// always runs with cadgate's hooks.
+fn git_args(
+    state: &State,
+    service: GitService,
+    extra: &[&str],
+    repo: &Repository,
+) -> Vec<OsString> {
+    let mut args = match service {
+        GitService::ReceivePack => state.enforcement.git_options(),
+        GitService::UploadPack => Vec::new(),
+    };
+    args.push(service.subcommand().into());
+    args.push("--stateless-rpc".into());
+    args.extend(extra.iter().map(OsString::from));
+    args.push(repo.path.clone().into_os_string());
+    args
+}
+
 /// Environment for every git child of a request.
 fn git_env(
+    state: &State,
     protocol: &Option<String>,
-    user: &auth::Principal,
+    user: &Pusher,
     repo: &Repository,
 ) -> Vec<(String, String)> {
-    let mut env = vec![
-        ("REMOTE_USER".to_string(), user.name.clone()),
-        ("CADGATE_USER".to_string(), user.name.clone()),
-        ("CADGATE_REPOSITORY".to_string(), repo.config.name.clone()),
-    ];
+    let mut env =
+        state
+            .enforcement
+            .environment(&repo.config, &state.config.policy, &user.name, user.role);
+    env.push(("REMOTE_USER".to_string(), user.name.clone()));
+    env.push(("CADGATE_REPOSITORY".to_string(), repo.config.name.clone()));
     if let Some(p) = protocol {
         env.push(("GIT_PROTOCOL".to_string(), p.clone()));
     }
@@ -194,7 +225,7 @@ async fn advertise(
     headers: &HeaderMap,
     repo: &Repository,
     service: GitService,
-    user: &auth::Principal,
+    user: &Pusher,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let protocol = git_protocol(headers)?;
     let content_type = format!("application/x-{}-advertisement", service.wire_name());
@@ -217,13 +248,8 @@ async fn advertise(
     let running = state
         .runner
         .spawn(Invocation {
-            args: vec![
-                service.subcommand().into(),
-                "--stateless-rpc".into(),
-                "--advertise-refs".into(),
-                repo.path.clone().into_os_string(),
-            ],
-            env: git_env(&protocol, user, repo),
+            args: git_args(state, service, &["--advertise-refs"], repo),
+            env: git_env(state, &protocol, user, repo),
             stdin: Stdin::Empty,
             label: format!(
                 "{} --advertise-refs {}",
@@ -272,7 +298,7 @@ async fn upload_pack(
     state: &State,
     request: Request<Incoming>,
     repo: &Repository,
-    user: &auth::Principal,
+    user: &Pusher,
     exchange: &Arc<Exchange>,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let limit = state.config.server.max_request_bytes;
@@ -306,12 +332,8 @@ async fn upload_pack(
     let running = state
         .runner
         .spawn(Invocation {
-            args: vec![
-                "upload-pack".into(),
-                "--stateless-rpc".into(),
-                repo.path.clone().into_os_string(),
-            ],
-            env: git_env(&protocol, user, repo),
+            args: git_args(state, GitService::UploadPack, &[], repo),
+            env: git_env(state, &protocol, user, repo),
             stdin: Stdin::Bytes(Bytes::from(buf)),
             label: format!("upload-pack {}", repo.config.name),
         })
@@ -328,7 +350,7 @@ async fn receive_pack(
     state: &State,
     request: Request<Incoming>,
     repo: &Repository,
-    user: &auth::Principal,
+    user: &Pusher,
     exchange: &Arc<Exchange>,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let limit = state.config.server.max_push_bytes;
@@ -370,12 +392,8 @@ async fn receive_pack(
     let running = state
         .runner
         .spawn(Invocation {
-            args: vec![
-                "receive-pack".into(),
-                "--stateless-rpc".into(),
-                repo.path.clone().into_os_string(),
-            ],
-            env: git_env(&protocol, user, repo),
+            args: git_args(state, GitService::ReceivePack, &[], repo),
+            env: git_env(state, &protocol, user, repo),
             stdin: Stdin::Stream {
                 prefix: Bytes::from(head),
                 rest: reader,
