@@ -11,7 +11,7 @@ use crate::audit::{self, AuditLog};
 use crate::git::{GitError, RefEdit, Repo, Signature};
 use crate::kptfile::{Kptfile, KPTFILE};
 use crate::lifecycle::{authorize, classify, Refs, Refusal, Transition};
-use crate::proc_receive::{Command, Outcome, Request, Rewrite};
+use crate::proc_receive::{Command, Outcome, Request};
 use crate::refs::{Layout, PackagePath, RefKind};
 
 /// Who is pushing, and what the repository allows.
@@ -66,8 +66,8 @@ struct Plan {
     message: String,
     /// Audit lines: (commit, line).
     audit: Vec<(String, String)>,
-    /// Where the pushed ref really went, when the server rewrote it.
-    rewrite: Option<Rewrite>,
+    /// This plan publishes (one publish per push).
+    publishes: bool,
 }
 
 impl Plan {
@@ -76,7 +76,7 @@ impl Plan {
             edits,
             message,
             audit: Vec::new(),
-            rewrite: None,
+            publishes: false,
         }
     }
 }
@@ -97,7 +97,7 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
     for (i, command) in request.commands.iter().enumerate() {
         match judge(repo, context, &snapshot, command) {
             Ok(plan) => {
-                let publishes = plan.rewrite.is_some();
+                let publishes = plan.publishes;
                 if publishes && publishing {
                     refusals.push((
                         i,
@@ -155,7 +155,7 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
                 messages.push(plan.message);
                 Outcome::Ok {
                     refname,
-                    rewritten: plan.rewrite,
+                    rewritten: None,
                 }
             }
             Err(e) => Outcome::Rejected {
@@ -382,12 +382,11 @@ fn publish(
         approval.clone(),
         format!("approved-by: {} {}", context.user, audit::now()),
     ));
-    plan.rewrite = Some(Rewrite {
-        refname: None,
-        old_oid: tip,
-        new_oid: approval,
-        forced: false,
-    });
+    // Reported as a plain `ok`: the client then records the proposal tip for
+    // the branch, an ancestor of the approval commit that the next fetch
+    // fast-forwards. Reporting the approval commit itself would make git try
+    // to store an object it does not have and print an error.
+    plan.publishes = true;
     Ok(plan)
 }
 
