@@ -23,7 +23,7 @@ fn fixtures() -> PathBuf {
 fn unpack(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let status = Command::new("tar")
-        .arg("-xf")
+        .args(["--no-same-owner", "-xf"])
         .arg(fixtures().join(format!("{name}.tar")))
         .arg("-C")
         .arg(dir.path())

@@ -91,9 +91,22 @@ impl Server {
     /// Start with `config` (a TOML text without `[server]`'s listen/data_dir,
     /// which the harness sets) and wait until `/healthz` answers.
     pub fn start(config: &str) -> Server {
+        Self::start_in(config, None)
+    }
+
+    /// Like [`Server::start`], with the data directory at `data_dir` (for
+    /// tests that prepare repositories before the server starts).
+    pub fn start_with_data(config: &str, data_dir: &Path) -> Server {
+        Self::start_in(config, Some(data_dir))
+    }
+
+    fn start_in(config: &str, data_dir: Option<&Path>) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("cadgate.toml");
         std::fs::write(&file, config).expect("write config");
+        let data = data_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.path().join("data"));
         let args = [
             "serve".to_string(),
             "--config".into(),
@@ -101,7 +114,7 @@ impl Server {
             "--listen".into(),
             "127.0.0.1:0".into(),
             "--data-dir".into(),
-            dir.path().join("data").display().to_string(),
+            data.display().to_string(),
         ];
         Self::spawn(dir, &args)
     }

@@ -1,0 +1,113 @@
+//! Porch's fixture repositories served by cadgate and worked on with plain
+//! git: a new revision of an existing package gets the next number.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use cadgate_integration::*;
+
+fn fixture(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/porch-repositories")
+        .join(format!("{name}.tar"));
+    assert!(
+        path.exists(),
+        "{} missing: shared/ must sit beside the checkout",
+        path.display()
+    );
+    path
+}
+
+/// A server whose repository `name` starts as a bare copy of a fixture.
+fn serve_fixture(name: &str) -> (Server, tempfile::TempDir) {
+    let unpacked = tempfile::tempdir().expect("tempdir");
+    let ok = Command::new("tar")
+        .args(["--no-same-owner", "-xf"])
+        .arg(fixture(name))
+        .arg("-C")
+        .arg(unpacked.path())
+        .status()
+        .expect("tar")
+        .success();
+    assert!(ok);
+    let data = tempfile::tempdir().expect("data");
+    let target = data.path().join("repositories").join(format!("{name}.git"));
+    let ok = Command::new("git")
+        .args(["clone", "-q", "--mirror"])
+        .arg(unpacked.path().join(".git"))
+        .arg(&target)
+        .status()
+        .expect("git clone")
+        .success();
+    assert!(ok);
+    let config = format!(
+        "[policy]\nself_approval = true\n\n[[repository]]\nname = \"{name}\"\n\n{}",
+        TestUser::new("admin").config(&["admin"], &[])
+    );
+    (Server::start_with_data(&config, data.path()), data)
+}
+
+fn publish_new_revision(server: &Server, repo: &str, package: &str) -> String {
+    let url = server.url_as(&TestUser::new("admin"), repo);
+    let client = GitClient::new();
+    client.git(&["clone", "-q", &url, "w"]);
+    client.commit_files(
+        "w",
+        &[(
+            &format!("{package}/added-by-cadgate.yaml"),
+            b"kind: ConfigMap\n",
+        )],
+        "change",
+    );
+    client.git_in(
+        "w",
+        &[
+            "push",
+            "-q",
+            "origin",
+            &format!("HEAD:refs/heads/drafts/{package}/cadgate"),
+        ],
+    );
+    client.git_in(
+        "w",
+        &[
+            "push",
+            "-q",
+            "origin",
+            &format!("HEAD:refs/heads/proposed/{package}/cadgate"),
+        ],
+    );
+    let out = client.git(&["-C", "w", "push", "origin", "+HEAD:refs/heads/main"]);
+    stderr(&out)
+}
+
+#[test]
+fn simple_repository_publishes_the_next_revision() {
+    let (server, data) = serve_fixture("simple-repository");
+    let err = publish_new_revision(&server, "simple-repository", "basens");
+    assert!(err.contains("published basens v3"), "{err}");
+    let repo = data.path().join("repositories/simple-repository.git");
+    assert_eq!(
+        server_git(&repo, &["rev-parse", "refs/tags/basens/v3"]),
+        server_git(&repo, &["rev-parse", "main"])
+    );
+    // Foreign refs and the other packages are untouched.
+    assert!(server_git(&repo, &["rev-parse", "refs/tags/istions/v2"]).len() == 40);
+}
+
+#[test]
+fn nested_repository_publishes_the_next_revision() {
+    let (server, _data) = serve_fixture("nested-repository");
+    let err = publish_new_revision(&server, "nested-repository", "catalog/namespace/basens");
+    assert!(
+        err.contains("published catalog/namespace/basens v4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn manually_tagged_repository_continues_after_the_hand_made_tag() {
+    let (server, _data) = serve_fixture("manually-tagged-repository");
+    let err = publish_new_revision(&server, "manually-tagged-repository", "pkg");
+    assert!(err.contains("published pkg v3"), "{err}");
+}
