@@ -3,9 +3,12 @@
 
 use cadgate_integration::*;
 
+/// Many clients at once: a pool and queue large enough that these tests
+/// measure revision allocation, not 503s from the git process pool (pushes
+/// waiting for the repository's lifecycle lock hold their git process).
 fn config() -> String {
     format!(
-        "[policy]\nself_approval = true\n\n[[repository]]\nname = \"r\"\n\n{}",
+        "[server]\nmax_git_processes = 256\nqueue_timeout_secs = 300\n\n[policy]\nself_approval = true\n\n[[repository]]\nname = \"r\"\n\n{}",
         TestUser::new("admin").config(&["admin"], &[])
     )
 }
