@@ -258,6 +258,14 @@ impl Server {
             .expect("VmHWM in /proc/<pid>/status")
     }
 
+    /// Kill the server with SIGKILL and reap it.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Send SIGTERM.
     pub fn terminate(&self) {
         let status = Command::new("kill")

@@ -1,0 +1,140 @@
+//! SIGKILL during publishes (issue 3, acceptance 5): every publish is fully
+//! there or not at all, the repository passes fsck, and the server restarts.
+
+use std::time::Duration;
+
+use cadgate_integration::*;
+
+fn config() -> String {
+    format!(
+        "[server]\nmax_git_processes = 64\nqueue_timeout_secs = 120\n\n[policy]\nself_approval = true\n\n[[repository]]\nname = \"r\"\n\n{}",
+        TestUser::new("admin").config(&["admin"], &[])
+    )
+}
+
+#[test]
+fn sigkill_during_twenty_publishes_leaves_every_publish_whole_or_absent() {
+    let data = tempfile::tempdir().expect("data dir");
+    let admin = TestUser::new("admin");
+    let mut server = Server::start_with_data(&config(), data.path());
+    let url = server.url_as(&admin, "r");
+    let author = GitClient::new();
+    author.git(&["clone", "-q", &url, "w"]);
+    let mut refspecs = Vec::new();
+    let mut tips = Vec::new();
+    for i in 0..20 {
+        let package = format!("k{i:02}");
+        author.git_in("w", &["checkout", "-q", "-B", &package, "origin/main"]);
+        tips.push(author.commit_package(
+            "w",
+            &package,
+            &[("v.yaml", format!("v: {i}\n").as_bytes())],
+            &package,
+        ));
+        refspecs.push(format!("{package}:refs/heads/drafts/{package}/ws"));
+        refspecs.push(format!("{package}:refs/heads/proposed/{package}/ws"));
+    }
+    // Drafts first, then proposals (each proposal needs its draft).
+    let drafts: Vec<&str> = refspecs.iter().step_by(2).map(String::as_str).collect();
+    let proposals: Vec<&str> = refspecs
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(String::as_str)
+        .collect();
+    for batch in [drafts, proposals] {
+        let mut push = vec!["-C", "w", "push", "-q", "origin"];
+        push.extend(batch);
+        author.git(&push);
+    }
+    let source = author.path("w").display().to_string();
+    std::thread::scope(|scope| {
+        for tip in &tips {
+            let (url, source) = (url.clone(), source.clone());
+            scope.spawn(move || {
+                let approver = GitClient::new();
+                approver.git(&["init", "-q", "a"]);
+                approver.git_in("a", &["fetch", "-q", &source, tip]);
+                // The server may die under this push: either outcome is fine here.
+                let _ = approver
+                    .command(&["-C", "a", "push", &url, &format!("+{tip}:refs/heads/main")])
+                    .output();
+            });
+        }
+        std::thread::sleep(Duration::from_millis(400));
+        server.kill_hard();
+    });
+    // Git children of the killed server finish or die on their own; give them a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let repo = data.path().join("repositories/r.git");
+    server_git(&repo, &["fsck", "--no-progress", "--no-dangling"]);
+    let main_tree = server_git(&repo, &["ls-tree", "--name-only", "main"]);
+    let mut published = 0;
+    for (i, tip) in tips.iter().enumerate() {
+        let package = format!("k{i:02}");
+        let tag = std::process::Command::new("git")
+            .args([
+                "--git-dir",
+                &repo.display().to_string(),
+                "rev-parse",
+                "--verify",
+                "-q",
+            ])
+            .arg(format!("refs/tags/{package}/v1"))
+            .output()
+            .expect("git");
+        let proposal = std::process::Command::new("git")
+            .args([
+                "--git-dir",
+                &repo.display().to_string(),
+                "rev-parse",
+                "--verify",
+                "-q",
+            ])
+            .arg(format!("refs/heads/proposed/{package}/ws"))
+            .output()
+            .expect("git");
+        let on_main = main_tree.lines().any(|l| l == package);
+        if tag.status.success() {
+            // Fully published: tag reachable from main, package on main, proposal gone.
+            published += 1;
+            assert!(on_main, "{package}: tagged but not on main");
+            assert!(
+                !proposal.status.success(),
+                "{package}: tagged but still proposed"
+            );
+            let tag = stdout(&tag);
+            server_git(&repo, &["merge-base", "--is-ancestor", &tag, "main"]);
+        } else {
+            // Not published at all: still proposed at its tip, not on main.
+            assert!(!on_main, "{package}: on main without a tag");
+            assert_eq!(
+                stdout(&proposal),
+                *tip,
+                "{package}: neither published nor proposed"
+            );
+        }
+    }
+    // The server restarts on the same data and serves; unfinished proposals can be published.
+    let server = Server::start_with_data(&config(), data.path());
+    let client = GitClient::new();
+    client.git(&["clone", "-q", &server.url_as(&admin, "r"), "again"]);
+    let remaining: Vec<usize> = (0..20)
+        .filter(|i| !main_tree.lines().any(|l| l == format!("k{i:02}")))
+        .collect();
+    if let Some(&i) = remaining.first() {
+        let out = client.git(&[
+            "-C",
+            "again",
+            "push",
+            "origin",
+            &format!("+origin/proposed/k{i:02}/ws:refs/heads/main"),
+        ]);
+        assert!(
+            stderr(&out).contains(&format!("published k{i:02} v1")),
+            "{}",
+            stderr(&out)
+        );
+    }
+    eprintln!("{published} of 20 publishes completed before SIGKILL");
+}
