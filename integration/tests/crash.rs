@@ -61,12 +61,27 @@ fn sigkill_during_twenty_publishes_leaves_every_publish_whole_or_absent() {
                     .output();
             });
         }
-        std::thread::sleep(Duration::from_millis(400));
+        // Kill once the first publish has landed, while the others are in flight.
+        let repo = data.path().join("repositories/r.git");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while server_git(&repo, &["tag", "--list"]).is_empty()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         server.kill_hard();
     });
-    // Git children of the killed server finish or die on their own; give them a moment.
-    std::thread::sleep(Duration::from_millis(500));
+    // The killed server's git children (receive-pack and its hook) are
+    // orphaned and finish or fail on their own: wait until none is left.
     let repo = data.path().join("repositories/r.git");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while processes_mentioning(&repo.display().to_string()) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "git processes still running on the repository"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     server_git(&repo, &["fsck", "--no-progress", "--no-dangling"]);
     let main_tree = server_git(&repo, &["ls-tree", "--name-only", "main"]);
     let mut published = 0;
@@ -136,5 +151,23 @@ fn sigkill_during_twenty_publishes_leaves_every_publish_whole_or_absent() {
             stderr(&out)
         );
     }
-    eprintln!("{published} of 20 publishes completed before SIGKILL");
+    eprintln!("{published} of 20 publishes completed (in-flight pushes are finished by their git processes after the server dies)");
+}
+
+/// How many running processes have `needle` in their command line.
+fn processes_mentioning(needle: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(needle))
+        .count()
 }
