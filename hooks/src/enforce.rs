@@ -612,10 +612,15 @@ fn check_draft(
             } => p == *package && w == workspace,
             _ => false,
         });
-    let published = crate::listing::list(repo, layout)
+    let refs: Vec<(String, String)> = snapshot
+        .refs
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let published = crate::listing::published_workspaces(repo, layout, package, &refs)
         .map_err(internal)?
-        .into_iter()
-        .any(|r| r.package == *package && r.revision > 0 && r.workspace == workspace);
+        .iter()
+        .any(|w| w == workspace);
     if taken || published {
         return Err(refuse(
             "workspace-is-unique",

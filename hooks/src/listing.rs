@@ -80,6 +80,38 @@ fn annotated_workspace(message: &str, package: &PackagePath) -> Option<String> {
         .map(|a| a.workspace_name)
 }
 
+/// The workspaces of `package`'s published revisions (from the `kpt:`
+/// annotation of each tagged commit, `vN` without one).
+pub fn published_workspaces(
+    repo: &Repo,
+    layout: &Layout,
+    package: &PackagePath,
+    refs: &[(String, String)],
+) -> Result<Vec<String>, GitError> {
+    let tags: Vec<(u64, String)> = refs
+        .iter()
+        .filter_map(|(name, oid)| match layout.classify(name) {
+            RefKind::Published {
+                package: p,
+                revision,
+            } if p == *package => Some((revision, oid.clone())),
+            _ => None,
+        })
+        .collect();
+    let commits: Vec<String> = tags
+        .iter()
+        .map(|(_, oid)| repo.peel(oid).ok().flatten().unwrap_or_else(|| oid.clone()))
+        .collect();
+    let infos = repo.commit_infos(&commits)?;
+    Ok(tags
+        .iter()
+        .zip(infos)
+        .map(|((revision, _), info)| {
+            annotated_workspace(&info.message, package).unwrap_or_else(|| format!("v{revision}"))
+        })
+        .collect())
+}
+
 /// List every package revision of the repository.
 pub fn list(repo: &Repo, layout: &Layout) -> Result<Vec<PackageRevision>, GitError> {
     let refs = repo.refs()?;

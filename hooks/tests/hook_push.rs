@@ -408,6 +408,17 @@ fn publishing_makes_the_approval_commit_the_tag_and_moves_the_branch() {
     assert!(ok, "{err}");
     assert!(err.contains("published basens v2"), "{err}");
     assert!(f.server_ref("refs/tags/basens/v2").is_some());
+
+    // A published revision's workspace cannot be reused by a new draft.
+    f.branch_from_main("w3");
+    f.write(
+        "work/basens/ns.yaml",
+        "kind: Namespace\nmetadata: {name: c}\n",
+    );
+    f.commit_package("basens", "basens", &[]);
+    let (ok, err) = f.push(&["HEAD:refs/heads/drafts/basens/ws1"], "alice:author");
+    assert!(!ok, "a published workspace was reused");
+    assert!(err.contains("workspace-is-unique"), "{err}");
 }
 
 #[test]
