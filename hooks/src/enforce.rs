@@ -218,46 +218,22 @@ fn judge(
             }],
             format!("deleted {package} workspace {workspace}"),
         )),
-        Transition::Propose { package, workspace } => {
-            let draft = layout.draft_ref(&package, &workspace);
-            let mut plan = Plan::new(
-                vec![
-                    RefEdit::Create {
-                        name,
-                        new: command.new.clone(),
-                    },
-                    RefEdit::Delete {
-                        name: draft,
-                        old: command.new.clone(),
-                    },
-                ],
-                format!("proposed {package} workspace {workspace}"),
-            );
-            plan.audit
-                .push((command.new.clone(), format!("proposed-by: {user} {at}")));
-            Ok(plan)
-        }
-        Transition::RejectProposal { package, workspace } => {
-            let proposed = layout.proposed_ref(&package, &workspace);
-            let mut plan = Plan::new(
-                vec![
-                    RefEdit::Create {
-                        name,
-                        new: command.new.clone(),
-                    },
-                    RefEdit::Delete {
-                        name: proposed,
-                        old: command.new.clone(),
-                    },
-                ],
-                format!(
-                    "rejected the proposal of {package} workspace {workspace}; it is a draft again"
-                ),
-            );
-            plan.audit
-                .push((command.new.clone(), format!("rejected-by: {user} {at}")));
-            Ok(plan)
-        }
+        Transition::Propose { package, workspace } => Ok(move_ref(
+            name,
+            layout.draft_ref(&package, &workspace),
+            &command.new,
+            format!("proposed {package} workspace {workspace}"),
+            format!("proposed-by: {user} {at}"),
+        )),
+        Transition::RejectProposal { package, workspace } => Ok(move_ref(
+            name,
+            layout.proposed_ref(&package, &workspace),
+            &command.new,
+            format!(
+                "rejected the proposal of {package} workspace {workspace}; it is a draft again"
+            ),
+            format!("rejected-by: {user} {at}"),
+        )),
         Transition::Publish { package, workspace } => {
             publish(repo, context, snapshot, command, &package, &workspace)
         }
@@ -279,6 +255,26 @@ fn judge(
             approve_deletion(repo, context, snapshot, command, &package, revision)
         }
     }
+}
+
+/// Move `commit` from the ref `from` to the new ref `to` (propose, reject),
+/// recording `audit` on the commit.
+fn move_ref(to: String, from: String, commit: &str, message: String, audit: String) -> Plan {
+    let mut plan = Plan::new(
+        vec![
+            RefEdit::Create {
+                name: to,
+                new: commit.to_string(),
+            },
+            RefEdit::Delete {
+                name: from,
+                old: commit.to_string(),
+            },
+        ],
+        message,
+    );
+    plan.audit.push((commit.to_string(), audit));
+    plan
 }
 
 /// Publish a proposal: the approval commit M (parents: branch tip and

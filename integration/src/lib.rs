@@ -635,6 +635,18 @@ pub fn server_git(repo: &Path, args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// The value of `name` in a server-side bare repository, if it exists.
+pub fn server_ref(repo: &Path, name: &str) -> Option<String> {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["rev-parse", "--verify", "-q", name])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("run git");
+    out.status.success().then(|| stdout(&out))
+}
+
 /// Pseudo-random bytes that do not compress (xorshift), fast to make.
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;

@@ -87,45 +87,21 @@ fn sigkill_during_twenty_publishes_leaves_every_publish_whole_or_absent() {
     let mut published = 0;
     for (i, tip) in tips.iter().enumerate() {
         let package = format!("k{i:02}");
-        let tag = std::process::Command::new("git")
-            .args([
-                "--git-dir",
-                &repo.display().to_string(),
-                "rev-parse",
-                "--verify",
-                "-q",
-            ])
-            .arg(format!("refs/tags/{package}/v1"))
-            .output()
-            .expect("git");
-        let proposal = std::process::Command::new("git")
-            .args([
-                "--git-dir",
-                &repo.display().to_string(),
-                "rev-parse",
-                "--verify",
-                "-q",
-            ])
-            .arg(format!("refs/heads/proposed/{package}/ws"))
-            .output()
-            .expect("git");
+        let tag = server_ref(&repo, &format!("refs/tags/{package}/v1"));
+        let proposal = server_ref(&repo, &format!("refs/heads/proposed/{package}/ws"));
         let on_main = main_tree.lines().any(|l| l == package);
-        if tag.status.success() {
+        if let Some(tag) = tag {
             // Fully published: tag reachable from main, package on main, proposal gone.
             published += 1;
             assert!(on_main, "{package}: tagged but not on main");
-            assert!(
-                !proposal.status.success(),
-                "{package}: tagged but still proposed"
-            );
-            let tag = stdout(&tag);
+            assert!(proposal.is_none(), "{package}: tagged but still proposed");
             server_git(&repo, &["merge-base", "--is-ancestor", &tag, "main"]);
         } else {
             // Not published at all: still proposed at its tip, not on main.
             assert!(!on_main, "{package}: on main without a tag");
             assert_eq!(
-                stdout(&proposal),
-                *tip,
+                proposal.as_ref(),
+                Some(tip),
                 "{package}: neither published nor proposed"
             );
         }
