@@ -665,8 +665,11 @@ fn push_body(server: &Server, client: &GitClient, refname: &str) -> (Vec<u8>, St
 
 #[test]
 fn a_busy_server_answers_503_with_retry_after() {
+    // One slot, and a one-second queue: enough for the clone that builds the
+    // push body (a git process may outlive its response by a moment), while
+    // a slot held by the half-sent push still makes the next request a 503.
     let config = format!(
-        "[server]\nmax_git_processes = 1\nqueue_timeout_secs = 0\n\n{}",
+        "[server]\nmax_git_processes = 1\nqueue_timeout_secs = 1\n\n{}",
         config()
     );
     let server = Server::start(&config);
