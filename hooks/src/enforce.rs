@@ -290,12 +290,6 @@ fn publish(
     workspace: &str,
 ) -> Result<Plan, Refusal> {
     let layout = &context.layout;
-    let internal = |e: GitError| {
-        refuse(
-            "internal",
-            format!("cannot read the repository: {}", first_line(&e.to_string())),
-        )
-    };
     let proposal = command.new.as_str();
     let branch_ref = layout.branch_ref();
     let tip = snapshot.get(&branch_ref).ok_or_else(|| {
@@ -399,12 +393,6 @@ fn approve_deletion(
     revision: u64,
 ) -> Result<Plan, Refusal> {
     let layout = &context.layout;
-    let internal = |e: GitError| {
-        refuse(
-            "internal",
-            format!("cannot read the repository: {}", first_line(&e.to_string())),
-        )
-    };
     let tag = command.refname.clone();
     let tagged = command.old.clone();
     let marker = layout.deletion_proposed_ref(package, revision);
@@ -517,6 +505,14 @@ fn approve_deletion(
     Ok(plan)
 }
 
+/// A git failure while judging: the push is refused, saying why.
+fn internal(e: GitError) -> Refusal {
+    refuse(
+        "internal",
+        format!("cannot read the repository: {}", first_line(&e.to_string())),
+    )
+}
+
 fn refuse(rule: &'static str, message: String) -> Refusal {
     Refusal { rule, message }
 }
@@ -531,15 +527,6 @@ fn check_draft(
     commit: &str,
 ) -> Result<(), Refusal> {
     let layout = &context.layout;
-    let internal = |e: GitError| {
-        refuse(
-            "internal",
-            format!(
-                "cannot read the pushed commit: {}",
-                first_line(&e.to_string())
-            ),
-        )
-    };
     // The Kptfile.
     let kptfile_path = format!("{package}/{KPTFILE}");
     let text = repo
