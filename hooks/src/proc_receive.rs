@@ -180,8 +180,12 @@ pub fn write_outcomes<W: Write>(mut output: W, outcomes: &[Outcome]) -> io::Resu
                 }
             }
             Outcome::Rejected { refname, reason } => {
-                // A reason is one line; git shows it in parentheses.
-                let reason = reason.replace(['\n', '\r'], " ");
+                // A reason is one line of printable text (it may echo a
+                // hostile ref name); git shows it in parentheses.
+                let reason: String = reason
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
                 encode::data_to_write(format!("ng {refname} {reason}\n").as_bytes(), &mut output)?;
             }
         }
