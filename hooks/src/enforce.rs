@@ -33,6 +33,19 @@ struct Snapshot {
     layout: Layout,
 }
 
+impl Snapshot {
+    /// The registered branch's tip; publishing and deleting need it.
+    fn branch_tip(&self) -> Result<String, Refusal> {
+        let branch_ref = self.layout.branch_ref();
+        self.get(&branch_ref).ok_or_else(|| {
+            refuse(
+                "branch-is-registered",
+                format!("{branch_ref} does not exist"),
+            )
+        })
+    }
+}
+
 impl Refs for Snapshot {
     fn get(&self, name: &str) -> Option<String> {
         self.refs.get(name).cloned()
@@ -292,12 +305,7 @@ fn publish(
     let layout = &context.layout;
     let proposal = command.new.as_str();
     let branch_ref = layout.branch_ref();
-    let tip = snapshot.get(&branch_ref).ok_or_else(|| {
-        refuse(
-            "branch-is-registered",
-            format!("{branch_ref} does not exist"),
-        )
-    })?;
+    let tip = snapshot.branch_tip()?;
     let notes_tip = snapshot.get(crate::refs::NOTES);
     let proposer = audit::proposer(repo, notes_tip.as_deref(), proposal).map_err(internal)?;
     if !context.self_approval && proposer.as_deref() == Some(context.user.as_str()) {
@@ -397,12 +405,7 @@ fn approve_deletion(
     let tagged = command.old.clone();
     let marker = layout.deletion_proposed_ref(package, revision);
     let branch_ref = layout.branch_ref();
-    let tip = snapshot.get(&branch_ref).ok_or_else(|| {
-        refuse(
-            "branch-is-registered",
-            format!("{branch_ref} does not exist"),
-        )
-    })?;
+    let tip = snapshot.branch_tip()?;
     // No package on the branch may be pinned to this revision.
     let tagged_commit = repo
         .peel(&tagged)
