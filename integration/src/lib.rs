@@ -242,6 +242,21 @@ impl Server {
         self.stdout.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Wait (up to 10 s) until the server has printed a stdout line that
+    /// contains `needle`, then return everything printed so far. The
+    /// listening line is printed before the rest of a banner, so readers of
+    /// later lines wait for them.
+    pub fn stdout_once(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.stdout();
+            if out.contains(needle) || Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// What the server logged on stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()

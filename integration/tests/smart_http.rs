@@ -767,7 +767,7 @@ fn the_embedded_default_prints_credentials_that_work_and_keeps_them() {
     let data = tempfile::tempdir().expect("data dir");
     let token = {
         let server = Server::start_embedded(data.path());
-        let out = server.stdout();
+        let out = server.stdout_once("  try:");
         let user = TestUser {
             name: credential(&out, "user"),
             token: credential(&out, "token"),
@@ -793,5 +793,5 @@ fn the_embedded_default_prints_credentials_that_work_and_keeps_them() {
         user.token
     };
     let again = Server::start_embedded(data.path());
-    assert_eq!(credential(&again.stdout(), "token"), token);
+    assert_eq!(credential(&again.stdout_once("  token:"), "token"), token);
 }
