@@ -11,8 +11,9 @@ fn main() {
     let branch = args.get(2).map(String::as_str).unwrap_or("main");
     let directory = args.get(3).map(String::as_str).unwrap_or("");
     let layout = cadgate_hooks::refs::Layout::new(branch, directory);
-    let repo = cadgate_hooks::git::Repo::open(std::path::Path::new(git_dir));
-    match cadgate_hooks::listing::list(&repo, &layout) {
+    let listed = cadgate_hooks::git::Repo::open(std::path::Path::new(git_dir))
+        .and_then(|repo| cadgate_hooks::listing::list(&repo, &layout));
+    match listed {
         Ok(revisions) => {
             for r in revisions {
                 println!(

@@ -29,13 +29,10 @@ impl AuditLog {
         if self.entries.is_empty() {
             return Ok(None);
         }
-        let mut entries = match tip {
-            Some(tip) => repo.tree_entries(tip)?,
-            None => Vec::new(),
-        };
         let mut targets: Vec<&str> = self.entries.iter().map(|(c, _)| c.as_str()).collect();
         targets.sort_unstable();
         targets.dedup();
+        let mut files = Vec::new();
         for target in targets {
             let mut text = match tip {
                 Some(tip) => repo.read_file(tip, target)?.unwrap_or_default(),
@@ -45,11 +42,9 @@ impl AuditLog {
                 text.push_str(line);
                 text.push('\n');
             }
-            let blob = repo.write_blob(text.as_bytes())?;
-            entries.retain(|e| !e.ends_with(&format!("\t{target}")));
-            entries.push(format!("100644 blob {blob}\t{target}"));
+            files.push((target.to_string(), text.into_bytes()));
         }
-        let tree = repo.write_tree(&entries)?;
+        let tree = repo.tree_with_files(tip, &files)?;
         let parents: Vec<&str> = tip.into_iter().collect();
         let author = Signature {
             name: user.to_string(),

@@ -12,7 +12,7 @@ use crate::git::{GitError, RefEdit, Repo, Signature};
 use crate::kptfile::{Kptfile, KPTFILE};
 use crate::lifecycle::{authorize, classify, Refs, Refusal, Transition};
 use crate::proc_receive::{Command, Outcome, Request};
-use crate::refs::{Layout, PackagePath, RefKind};
+use crate::refs::{Layout, PackagePath, RefKind, DELETION_PROPOSED, DRAFTS, NOTES, PROPOSED, TAGS};
 
 /// Who is pushing, and what the repository allows.
 #[derive(Debug, Clone)]
@@ -42,6 +42,58 @@ impl Snapshot {
                 "branch-is-registered",
                 format!("{branch_ref} does not exist"),
             )
+        })
+    }
+}
+
+impl Snapshot {
+    /// Read the refs that judging `commands` can consult: the branch, the
+    /// audit notes, every proposal (publishing looks one up by its tip), and
+    /// the drafts, proposals, tags and deletion proposals of each package a
+    /// command names — never the whole ref namespace, so judging costs the
+    /// same in a repository of ten packages or ten thousand.
+    fn read(repo: &Repo, layout: &Layout, commands: &[Command]) -> Result<Self, GitError> {
+        let branch_ref = layout.branch_ref();
+        let mut patterns = vec![branch_ref.clone(), NOTES.to_string(), PROPOSED.to_string()];
+        let mut packages = Vec::new();
+        for command in commands {
+            match layout.classify(&command.refname) {
+                RefKind::Draft { package, .. }
+                | RefKind::Proposed { package, .. }
+                | RefKind::Published { package, .. }
+                | RefKind::DeletionProposed { package, .. } => packages.push(package),
+                _ => {}
+            }
+        }
+        let base = Self::from_refs(repo, layout, &patterns)?;
+        // A push to the branch publishes the proposal at its new tip.
+        for command in commands {
+            if command.refname == branch_ref {
+                packages.extend(base.proposals_at(&command.new).into_iter().map(|(p, _)| p));
+            }
+        }
+        packages.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        packages.dedup();
+        if packages.is_empty() {
+            return Ok(base);
+        }
+        for package in &packages {
+            for namespace in [DRAFTS, PROPOSED, TAGS, DELETION_PROPOSED] {
+                patterns.push(format!("{namespace}{package}/"));
+            }
+        }
+        Self::from_refs(repo, layout, &patterns)
+    }
+
+    fn from_refs(repo: &Repo, layout: &Layout, patterns: &[String]) -> Result<Self, GitError> {
+        let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        Ok(Self {
+            refs: repo
+                .refs_under(&patterns)?
+                .into_iter()
+                .map(|r| (r.name, r.target))
+                .collect(),
+            layout: layout.clone(),
         })
     }
 }
@@ -96,14 +148,7 @@ impl Plan {
 
 /// Judge and carry out `request` on `repo`.
 pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verdict, GitError> {
-    let snapshot = Snapshot {
-        refs: repo
-            .refs()?
-            .into_iter()
-            .map(|r| (r.name, r.target))
-            .collect(),
-        layout: context.layout.clone(),
-    };
+    let snapshot = Snapshot::read(repo, &context.layout, &request.commands)?;
     let mut planned: Vec<(usize, Plan)> = Vec::new();
     let mut refusals: Vec<(usize, Refusal)> = Vec::new();
     let mut publishing = false;
@@ -154,7 +199,7 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
             audit.add(commit, line.clone());
         }
     }
-    let notes_tip = snapshot.get(crate::refs::NOTES);
+    let notes_tip = snapshot.get(NOTES);
     let applied = audit
         .commit(repo, notes_tip.as_deref(), &context.user)
         .and_then(|notes| {
@@ -306,7 +351,7 @@ fn publish(
     let proposal = command.new.as_str();
     let branch_ref = layout.branch_ref();
     let tip = snapshot.branch_tip()?;
-    let notes_tip = snapshot.get(crate::refs::NOTES);
+    let notes_tip = snapshot.get(NOTES);
     let proposer = audit::proposer(repo, notes_tip.as_deref(), proposal).map_err(internal)?;
     if !context.self_approval && proposer.as_deref() == Some(context.user.as_str()) {
         return Err(refuse(
@@ -555,12 +600,9 @@ fn check_draft(
         )
     })?;
     let prefix = format!("{package}/");
-    let outside: Vec<String> = repo
-        .changed_paths(&base, commit)
-        .map_err(internal)?
-        .into_iter()
-        .filter(|p| !p.starts_with(&prefix))
-        .collect();
+    let outside = repo
+        .changes_outside(&base, commit, package.as_str())
+        .map_err(internal)?;
     if let Some(first) = outside.first() {
         return Err(refuse(
             "draft-changes-one-package",
@@ -568,19 +610,8 @@ fn check_draft(
         ));
     }
     // Not inside or around another package (on the branch or in the draft).
-    let mut packages = Vec::new();
-    for tree in [branch.as_deref(), Some(commit)].into_iter().flatten() {
-        for path in repo.files(tree).map_err(internal)? {
-            if let Some(dir) = path.strip_suffix("/Kptfile") {
-                if let Some(p) = layout.package(dir) {
-                    packages.push(p);
-                }
-            }
-        }
-    }
-    if let Some(other) = packages
-        .iter()
-        .find(|p| p.contains(package) || package.contains(p))
+    if let Some(other) = nesting_package(repo, layout, package, [branch.as_deref(), Some(commit)])
+        .map_err(internal)?
     {
         return Err(refuse(
             "packages-do-not-nest",
@@ -614,4 +645,44 @@ fn check_draft(
         ));
     }
     Ok(())
+}
+
+/// A package that would contain `package` or lie inside it, in any of
+/// `commits`: a `Kptfile` in a directory above it (inside the layout's
+/// directory) or below it. Only the trees along and below the package's
+/// path are read.
+fn nesting_package<'a>(
+    repo: &Repo,
+    layout: &Layout,
+    package: &PackagePath,
+    commits: impl IntoIterator<Item = Option<&'a str>>,
+) -> Result<Option<PackagePath>, GitError> {
+    let own = format!("{package}/{KPTFILE}");
+    let ancestors: Vec<PackagePath> = package
+        .as_str()
+        .match_indices('/')
+        .filter_map(|(i, _)| layout.package(&package.as_str()[..i]))
+        .collect();
+    for commit in commits.into_iter().flatten() {
+        let queries: Vec<(String, String)> = ancestors
+            .iter()
+            .map(|a| (commit.to_string(), format!("{a}/{KPTFILE}")))
+            .collect();
+        let present = repo.files_exist(&queries)?;
+        if let Some((ancestor, _)) = ancestors.iter().zip(present).find(|(_, p)| *p) {
+            return Ok(Some(ancestor.clone()));
+        }
+        for path in repo.files_under(commit, package.as_str())? {
+            if path == own {
+                continue;
+            }
+            if let Some(inner) = path
+                .strip_suffix("/Kptfile")
+                .and_then(|d| layout.package(d))
+            {
+                return Ok(Some(inner));
+            }
+        }
+    }
+    Ok(None)
 }

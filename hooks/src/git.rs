@@ -1,15 +1,21 @@
-//! Reading a repository through the `git` binary.
+//! Reading and writing a repository: objects and refs are read in process
+//! with gix; ref transactions (and the rare full-tree search) go through the
+//! `git` binary, so locking, reflogs and ref backends stay git's own.
 //!
-//! Hooks run while pushed objects sit in git's quarantine directory; the git
-//! binary honours `GIT_OBJECT_DIRECTORY` and `GIT_ALTERNATE_OBJECT_DIRECTORIES`
-//! by itself, so reading through it sees exactly what the push would make
-//! visible. Each call batches its work into one git process.
+//! `proc-receive` runs after receive-pack has moved the pushed objects out of
+//! quarantine, so a plain open of the repository sees them. Reads touch only
+//! what a push names — the refs under a package's prefixes, the trees along
+//! a package's path — so their cost does not grow with the number of packages.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// A git command failed.
+use gix::bstr::{BString, ByteSlice};
+use gix::objs::tree::{EntryKind, EntryMode};
+use gix::ObjectId;
+
+/// A git operation failed.
 #[derive(Debug, thiserror::Error)]
 #[error("git {args} in {}: {detail}", git_dir.display())]
 pub struct GitError {
@@ -40,47 +46,70 @@ pub struct CommitInfo {
     pub message: String,
 }
 
-/// A repository read through git.
-#[derive(Debug, Clone)]
+/// Who made a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// Name.
+    pub name: String,
+    /// E-mail.
+    pub email: String,
+}
+
+/// A repository.
+#[derive(Clone)]
 pub struct Repo {
     git: PathBuf,
     git_dir: PathBuf,
+    gix: gix::Repository,
 }
 
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo")
+            .field("git_dir", &self.git_dir)
+            .finish()
+    }
+}
+
+/// One entry of a tree: name, mode, object.
+type Entry = (BString, EntryMode, ObjectId);
+
 impl Repo {
-    /// The repository at `git_dir`, read with the `git` on PATH.
-    pub fn open(git_dir: &Path) -> Self {
+    /// The repository at `git_dir`, written to with the `git` on PATH.
+    pub fn open(git_dir: &Path) -> Result<Self, GitError> {
         Self::with_git(PathBuf::from("git"), git_dir)
     }
 
-    /// The repository at `git_dir`, read with the given git binary.
-    pub fn with_git(git: PathBuf, git_dir: &Path) -> Self {
-        Self {
+    /// The repository at `git_dir`, written to with the given git binary.
+    pub fn with_git(git: PathBuf, git_dir: &Path) -> Result<Self, GitError> {
+        let mut gix =
+            gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(|e| GitError {
+                args: "open".into(),
+                git_dir: git_dir.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        gix.object_cache_size_if_unset(4 << 20);
+        Ok(Self {
             git,
             git_dir: git_dir.to_path_buf(),
+            gix,
+        })
+    }
+
+    fn error(&self, what: &str, detail: impl std::fmt::Display) -> GitError {
+        GitError {
+            args: what.to_string(),
+            git_dir: self.git_dir.clone(),
+            detail: detail.to_string(),
         }
     }
 
     fn run(&self, args: &[&str], input: Option<&[u8]>) -> Result<String, GitError> {
-        self.run_with(args, input, &[])
-    }
-
-    fn run_with(
-        &self,
-        args: &[&str],
-        input: Option<&[u8]>,
-        env: &[(&str, &str)],
-    ) -> Result<String, GitError> {
-        let error = |detail: String| GitError {
-            args: args.join(" "),
-            git_dir: self.git_dir.clone(),
-            detail,
-        };
+        let error = |detail: String| self.error(&args.join(" "), detail);
         let mut child = Command::new(&self.git)
             .arg("--git-dir")
             .arg(&self.git_dir)
             .args(args)
-            .envs(env.iter().copied())
             .stdin(if input.is_some() {
                 Stdio::piped()
             } else {
@@ -102,99 +131,444 @@ impl Repo {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    fn oid(&self, hex: &str) -> Result<ObjectId, GitError> {
+        ObjectId::from_hex(hex.as_bytes()).map_err(|e| self.error(&format!("parse {hex:?}"), e))
+    }
+
+    // ---- refs ----------------------------------------------------------
+
     /// Every branch and tag, peeled, and cadgate's audit notes ref.
     pub fn refs(&self) -> Result<Vec<RefEntry>, GitError> {
-        let out = self.run(
-            &[
-                "for-each-ref",
-                "--format=%(refname)%00%(objectname)%00%(*objectname)",
-                "refs/heads",
-                "refs/tags",
-                crate::refs::NOTES,
-            ],
-            None,
-        )?;
-        Ok(out
-            .lines()
-            .filter_map(|line| {
-                let mut parts = line.split('\0');
-                let name = parts.next()?.to_string();
-                let target = parts.next()?.to_string();
-                let peeled = parts.next().unwrap_or("");
-                let commit = if peeled.is_empty() {
-                    target.clone()
-                } else {
-                    peeled.to_string()
-                };
-                Some(RefEntry {
-                    name,
-                    target,
-                    commit,
-                })
-            })
-            .collect())
+        self.refs_under(&["refs/heads/", "refs/tags/", crate::refs::NOTES])
     }
 
-    /// For each `(commit, path)`, whether that path is a file in that commit.
-    pub fn files_exist(&self, queries: &[(String, String)]) -> Result<Vec<bool>, GitError> {
-        if queries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut input = String::new();
-        for (commit, path) in queries {
-            input.push_str(&format!("{commit}:{path}\n"));
-        }
-        let out = self.run(
-            &["cat-file", "--batch-check=%(objecttype)"],
-            Some(input.as_bytes()),
-        )?;
-        // One answer line per query: "blob", "tree", … or "<query> missing".
-        Ok(out.lines().map(|l| l == "blob").collect())
-    }
-
-    /// Author and message of each commit, in the order asked.
-    pub fn commit_infos(&self, commits: &[String]) -> Result<Vec<CommitInfo>, GitError> {
-        if commits.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut input = commits.join("\n");
-        input.push('\n');
-        let out = self.run(
-            &[
-                "log",
-                "--no-walk=unsorted",
-                "--stdin",
-                "--format=%H%x00%ae%x00%at%x00%B%x1e",
-            ],
-            Some(input.as_bytes()),
-        )?;
-        let mut by_id = std::collections::HashMap::new();
-        for record in out.split('\x1e') {
-            let record = record.trim_start_matches('\n');
-            let mut parts = record.splitn(4, '\0');
-            if let (Some(id), Some(email), Some(time), Some(message)) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
+    /// The refs named by `patterns`: a pattern ending in `/` is a prefix
+    /// (every ref below it), any other is one exact ref name. Symbolic refs
+    /// are skipped; a ref is listed once even when patterns overlap.
+    pub fn refs_under(&self, patterns: &[&str]) -> Result<Vec<RefEntry>, GitError> {
+        let mut out: Vec<RefEntry> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let platform = self
+            .gix
+            .references()
+            .map_err(|e| self.error("read refs", e))?;
+        for pattern in patterns {
+            let mut found = Vec::new();
+            if pattern.ends_with('/') {
+                let iter = platform
+                    .prefixed(pattern.as_bytes().as_bstr())
+                    .map_err(|e| self.error(&format!("read refs {pattern}"), e))?;
+                for reference in iter {
+                    found.push(reference.map_err(|e| self.error("read refs", e))?);
+                }
+            } else if let Some(reference) = self
+                .gix
+                .try_find_reference(*pattern)
+                .map_err(|e| self.error(&format!("read ref {pattern}"), e))?
             {
-                by_id.insert(
-                    id.to_string(),
-                    CommitInfo {
-                        author_email: email.to_string(),
-                        author_time: time.trim().parse().unwrap_or(0),
-                        message: message.to_string(),
-                    },
-                );
+                found.push(reference);
+            }
+            for mut reference in found {
+                let name = reference.name().as_bstr().to_string();
+                let Some(target) = reference.target().try_id().map(|id| id.to_owned()) else {
+                    continue;
+                };
+                if !seen.insert(name.clone()) {
+                    continue;
+                }
+                let commit = reference
+                    .peel_to_id()
+                    .map(|id| id.detach())
+                    .unwrap_or(target);
+                out.push(RefEntry {
+                    name,
+                    target: target.to_string(),
+                    commit: commit.to_string(),
+                });
             }
         }
+        Ok(out)
+    }
+
+    /// Apply `edits` in one atomic transaction: every ref is locked and
+    /// checked against its expected value, then all change or none do.
+    pub fn update_refs(&self, edits: &[RefEdit], message: &str) -> Result<(), GitError> {
+        if edits.is_empty() {
+            return Ok(());
+        }
+        let mut script = String::from("start\n");
+        for edit in edits {
+            match edit {
+                RefEdit::Create { name, new } => script.push_str(&format!("create {name} {new}\n")),
+                RefEdit::Update { name, new, old } => {
+                    script.push_str(&format!("update {name} {new} {old}\n"))
+                }
+                RefEdit::Delete { name, old } => script.push_str(&format!("delete {name} {old}\n")),
+            }
+        }
+        script.push_str("prepare\ncommit\n");
+        self.run(
+            &["update-ref", "-m", message, "--stdin"],
+            Some(script.as_bytes()),
+        )
+        .map(|_| ())
+    }
+
+    // ---- commits -------------------------------------------------------
+
+    /// The commit an object (commit or annotated tag) peels to, if present.
+    pub fn peel(&self, object: &str) -> Result<Option<String>, GitError> {
+        Ok(self.commit_id(object)?.map(|id| id.to_string()))
+    }
+
+    fn commit_id(&self, object: &str) -> Result<Option<ObjectId>, GitError> {
+        let id = self.oid(object)?;
+        let Some(found) = self
+            .gix
+            .try_find_object(id)
+            .map_err(|e| self.error(&format!("read {object}"), e))?
+        else {
+            return Ok(None);
+        };
+        Ok(found.peel_to_commit().ok().map(|c| c.id))
+    }
+
+    fn tree_of(&self, commit: &str) -> Result<Option<ObjectId>, GitError> {
+        let Some(id) = self.commit_id(commit)? else {
+            return Ok(None);
+        };
+        let commit = self
+            .gix
+            .find_commit(id)
+            .map_err(|e| self.error(&format!("read commit {id}"), e))?;
+        Ok(Some(
+            commit
+                .tree_id()
+                .map_err(|e| self.error(&format!("read commit {id}"), e))?
+                .detach(),
+        ))
+    }
+
+    /// Author and message of each commit, in the order asked; a commit that
+    /// cannot be read gives an empty record.
+    pub fn commit_infos(&self, commits: &[String]) -> Result<Vec<CommitInfo>, GitError> {
         Ok(commits
             .iter()
             .map(|c| {
-                by_id.get(c).cloned().unwrap_or(CommitInfo {
+                self.commit_info(c).unwrap_or(CommitInfo {
                     author_email: String::new(),
                     author_time: 0,
                     message: String::new(),
                 })
             })
             .collect())
+    }
+
+    fn commit_info(&self, commit: &str) -> Option<CommitInfo> {
+        let id = self.commit_id(commit).ok()??;
+        let commit = self.gix.find_commit(id).ok()?;
+        let author = commit.author().ok()?;
+        Some(CommitInfo {
+            author_email: author.email.to_string(),
+            author_time: author.time().map(|t| t.seconds).unwrap_or(0),
+            message: commit.message_raw_sloppy().to_string(),
+        })
+    }
+
+    /// The merge base of two commits, if they share history.
+    pub fn merge_base(&self, a: &str, b: &str) -> Result<Option<String>, GitError> {
+        let (a, b) = (self.oid(a)?, self.oid(b)?);
+        self.gix
+            .merge_base(a, b)
+            .map(|base| base.map(|id| id.to_string()))
+            .map_err(|e| self.error(&format!("merge-base {a} {b}"), e))
+    }
+
+    /// Write a commit; returns its id. The committer is cadgate.
+    pub fn commit_tree(
+        &self,
+        tree: &str,
+        parents: &[&str],
+        message: &str,
+        author: &Signature,
+    ) -> Result<String, GitError> {
+        let time = gix::date::Time::now_local_or_utc();
+        let commit = gix::objs::Commit {
+            tree: self.oid(tree)?,
+            parents: parents
+                .iter()
+                .map(|p| self.oid(p))
+                .collect::<Result<_, _>>()?,
+            author: gix::actor::Signature {
+                name: author.name.as_str().into(),
+                email: author.email.as_str().into(),
+                time,
+            },
+            committer: gix::actor::Signature {
+                name: "cadgate".into(),
+                email: "cadgate@localhost".into(),
+                time,
+            },
+            encoding: None,
+            message: message.into(),
+            extra_headers: Vec::new(),
+        };
+        self.gix
+            .write_object(&commit)
+            .map(|id| id.to_string())
+            .map_err(|e| self.error("write commit", e))
+    }
+
+    // ---- trees and files -----------------------------------------------
+
+    fn entries(&self, tree: ObjectId) -> Result<Vec<Entry>, GitError> {
+        let found = self
+            .gix
+            .find_tree(tree)
+            .map_err(|e| self.error(&format!("read tree {tree}"), e))?;
+        let mut out = Vec::new();
+        for entry in found.iter() {
+            let entry = entry.map_err(|e| self.error(&format!("read tree {tree}"), e))?;
+            out.push((entry.filename().to_owned(), entry.mode(), entry.object_id()));
+        }
+        Ok(out)
+    }
+
+    /// Mode and id of whatever is at `path` in `commit` (`""`: its tree).
+    fn entry_at(
+        &self,
+        commit: &str,
+        path: &str,
+    ) -> Result<Option<(EntryMode, ObjectId)>, GitError> {
+        let Some(mut id) = self.tree_of(commit)? else {
+            return Ok(None);
+        };
+        let mut mode = EntryMode::from(EntryKind::Tree);
+        for component in path.split('/').filter(|c| !c.is_empty()) {
+            if !mode.is_tree() {
+                return Ok(None);
+            }
+            let Some((_, m, oid)) = self
+                .entries(id)?
+                .into_iter()
+                .find(|(name, _, _)| name == component)
+            else {
+                return Ok(None);
+            };
+            (mode, id) = (m, oid);
+        }
+        Ok(Some((mode, id)))
+    }
+
+    /// For each `(commit, path)`, whether that path is a file in that commit.
+    pub fn files_exist(&self, queries: &[(String, String)]) -> Result<Vec<bool>, GitError> {
+        queries
+            .iter()
+            .map(|(commit, path)| {
+                Ok(self
+                    .entry_at(commit, path)?
+                    .is_some_and(|(mode, _)| mode.is_blob_or_symlink()))
+            })
+            .collect()
+    }
+
+    /// The content of `path` in `commit`, if it is a file.
+    pub fn read_file(&self, commit: &str, path: &str) -> Result<Option<String>, GitError> {
+        match self.entry_at(commit, path)? {
+            Some((mode, id)) if mode.is_blob_or_symlink() => {
+                let blob = self
+                    .gix
+                    .find_blob(id)
+                    .map_err(|e| self.error(&format!("read {commit}:{path}"), e))?;
+                Ok(Some(String::from_utf8_lossy(&blob.data).into_owned()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The id of the tree or blob at `path` in `commit` (`""`: its tree).
+    pub fn object_at(&self, commit: &str, path: &str) -> Result<Option<String>, GitError> {
+        Ok(self.entry_at(commit, path)?.map(|(_, id)| id.to_string()))
+    }
+
+    /// Every file below the directory `dir` of `commit` (`""`: the whole
+    /// tree), as full paths.
+    pub fn files_under(&self, commit: &str, dir: &str) -> Result<Vec<String>, GitError> {
+        let mut out = Vec::new();
+        if let Some((mode, id)) = self.entry_at(commit, dir)? {
+            if mode.is_tree() {
+                self.walk(id, dir.trim_end_matches('/'), &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn walk(&self, tree: ObjectId, prefix: &str, out: &mut Vec<String>) -> Result<(), GitError> {
+        for (name, mode, id) in self.entries(tree)? {
+            let path = join(prefix, &name.to_str_lossy());
+            if mode.is_tree() {
+                self.walk(id, &path, out)?;
+            } else if mode.is_blob_or_symlink() {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+
+    /// Files that differ between two commits, except below `except` (a
+    /// directory path, `""` for none) — like `git diff-tree -r --name-only`
+    /// but descending only into subtrees that differ.
+    pub fn changes_outside(
+        &self,
+        from: &str,
+        to: &str,
+        except: &str,
+    ) -> Result<Vec<String>, GitError> {
+        let mut out = Vec::new();
+        let (a, b) = (self.tree_of(from)?, self.tree_of(to)?);
+        self.diff(a, b, "", except.trim_end_matches('/'), &mut out)?;
+        Ok(out)
+    }
+
+    fn diff(
+        &self,
+        a: Option<ObjectId>,
+        b: Option<ObjectId>,
+        prefix: &str,
+        except: &str,
+        out: &mut Vec<String>,
+    ) -> Result<(), GitError> {
+        if a == b {
+            return Ok(());
+        }
+        let load = |t: Option<ObjectId>| -> Result<Vec<Entry>, GitError> {
+            t.map(|t| self.entries(t)).unwrap_or(Ok(Vec::new()))
+        };
+        let (left, right) = (load(a)?, load(b)?);
+        let mut names: Vec<&BString> = left.iter().chain(right.iter()).map(|e| &e.0).collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            let path = join(prefix, &name.to_str_lossy());
+            if !except.is_empty() && path == except {
+                continue;
+            }
+            let find = |side: &[Entry]| side.iter().find(|e| &e.0 == name).map(|e| (e.1, e.2));
+            let (l, r) = (find(&left), find(&right));
+            if l == r {
+                continue;
+            }
+            let subtree =
+                |e: Option<(EntryMode, ObjectId)>| e.filter(|e| e.0.is_tree()).map(|e| e.1);
+            let (lt, rt) = (subtree(l), subtree(r));
+            if lt.is_some() || rt.is_some() {
+                self.diff(lt, rt, &path, except, out)?;
+            }
+            let is_file = |e: Option<(EntryMode, ObjectId)>| e.is_some_and(|e| !e.0.is_tree());
+            if is_file(l) || is_file(r) {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+
+    /// Store `content` as a blob.
+    pub fn write_blob(&self, content: &[u8]) -> Result<String, GitError> {
+        self.gix
+            .write_blob(content)
+            .map(|id| id.to_string())
+            .map_err(|e| self.error("write blob", e))
+    }
+
+    /// The tree of `base` with the directory `package` replaced by the same
+    /// directory of `source` (or removed when `source` is `None`). Only the
+    /// trees along `package`'s path are rewritten.
+    pub fn tree_with_package(
+        &self,
+        base: &str,
+        package: &str,
+        source: Option<&str>,
+    ) -> Result<String, GitError> {
+        let Some(root) = self.tree_of(base)? else {
+            return Err(self.error(&format!("read {base}"), "no such commit"));
+        };
+        let mut editor = self
+            .gix
+            .edit_tree(root)
+            .map_err(|e| self.error("edit tree", e))?;
+        let edited = match source {
+            Some(source) => match self.entry_at(source, package)? {
+                Some((mode, id)) if mode.is_tree() => editor.upsert(package, EntryKind::Tree, id),
+                _ => return Err(self.error(&format!("read {source}:{package}"), "not a directory")),
+            },
+            None => editor.remove(package),
+        };
+        edited.map_err(|e| self.error(&format!("edit {package}"), e))?;
+        editor
+            .write()
+            .map(|id| id.to_string())
+            .map_err(|e| self.error("write tree", e))
+    }
+
+    /// The tree of `base` (a commit; `None`: the empty tree) with each
+    /// `(path, content)` file written.
+    pub fn tree_with_files(
+        &self,
+        base: Option<&str>,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<String, GitError> {
+        let root = match base {
+            Some(base) => self
+                .tree_of(base)?
+                .ok_or_else(|| self.error(&format!("read {base}"), "no such commit"))?,
+            None => ObjectId::empty_tree(self.gix.object_hash()),
+        };
+        let mut editor = self
+            .gix
+            .edit_tree(root)
+            .map_err(|e| self.error("edit tree", e))?;
+        for (path, content) in files {
+            let blob = self.write_blob(content)?;
+            editor
+                .upsert(path.as_str(), EntryKind::Blob, self.oid(&blob)?)
+                .map_err(|e| self.error(&format!("edit {path}"), e))?;
+        }
+        editor
+            .write()
+            .map(|id| id.to_string())
+            .map_err(|e| self.error("write tree", e))
+    }
+
+    /// Files under `commit` named `file_name` whose content contains `text`
+    /// (one `git grep` over the whole tree).
+    pub fn files_containing(
+        &self,
+        commit: &str,
+        file_name: &str,
+        text: &str,
+    ) -> Result<Vec<String>, GitError> {
+        let pattern = format!("*{file_name}");
+        match self.run(
+            &["grep", "-l", "-F", "-e", text, commit, "--", &pattern],
+            None,
+        ) {
+            Ok(out) => Ok(out
+                .lines()
+                .filter_map(|l| l.split_once(':').map(|(_, p)| p.to_string()))
+                .filter(|p| p == file_name || p.ends_with(&format!("/{file_name}")))
+                .collect()),
+            // Exit 1 without a message: nothing matched.
+            Err(e) if e.detail.is_empty() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}/{name}")
     }
 }
 
@@ -224,249 +598,4 @@ pub enum RefEdit {
         /// Expected current value.
         old: String,
     },
-}
-
-impl Repo {
-    /// Apply `edits` in one atomic transaction: every ref is locked and
-    /// checked against its expected value, then all change or none do.
-    pub fn update_refs(&self, edits: &[RefEdit], message: &str) -> Result<(), GitError> {
-        if edits.is_empty() {
-            return Ok(());
-        }
-        let mut script = String::from("start\n");
-        for edit in edits {
-            match edit {
-                RefEdit::Create { name, new } => script.push_str(&format!("create {name} {new}\n")),
-                RefEdit::Update { name, new, old } => {
-                    script.push_str(&format!("update {name} {new} {old}\n"))
-                }
-                RefEdit::Delete { name, old } => script.push_str(&format!("delete {name} {old}\n")),
-            }
-        }
-        script.push_str("prepare\ncommit\n");
-        self.run(
-            &["update-ref", "-m", message, "--stdin"],
-            Some(script.as_bytes()),
-        )
-        .map(|_| ())
-    }
-
-    /// The merge base of two commits, if they share history.
-    pub fn merge_base(&self, a: &str, b: &str) -> Result<Option<String>, GitError> {
-        match self.run(&["merge-base", a, b], None) {
-            Ok(out) => Ok(Some(out.trim().to_string())),
-            // Exit 1 with no output: no common ancestor.
-            Err(e) if e.detail.is_empty() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Paths that differ between two commits.
-    pub fn changed_paths(&self, from: &str, to: &str) -> Result<Vec<String>, GitError> {
-        let out = self.run(
-            &[
-                "diff-tree",
-                "-r",
-                "--no-renames",
-                "--name-only",
-                "-z",
-                from,
-                to,
-            ],
-            None,
-        )?;
-        Ok(out
-            .split('\0')
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect())
-    }
-
-    /// Every file path in a commit.
-    pub fn files(&self, commit: &str) -> Result<Vec<String>, GitError> {
-        let out = self.run(&["ls-tree", "-r", "--name-only", "-z", commit], None)?;
-        Ok(out
-            .split('\0')
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect())
-    }
-
-    /// The content of `path` in `commit`, if it is a file.
-    pub fn read_file(&self, commit: &str, path: &str) -> Result<Option<String>, GitError> {
-        if self
-            .files_exist(&[(commit.to_string(), path.to_string())])?
-            .first()
-            != Some(&true)
-        {
-            return Ok(None);
-        }
-        self.run(&["cat-file", "blob", &format!("{commit}:{path}")], None)
-            .map(Some)
-    }
-}
-
-/// Who made a commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signature {
-    /// Name.
-    pub name: String,
-    /// E-mail.
-    pub email: String,
-}
-
-impl Repo {
-    /// The id of the tree or blob at `path` in `commit`, if present.
-    pub fn object_at(&self, commit: &str, path: &str) -> Result<Option<String>, GitError> {
-        match self.run(
-            &["rev-parse", "--verify", "-q", &format!("{commit}:{path}")],
-            None,
-        ) {
-            Ok(out) => Ok(Some(out.trim().to_string())),
-            Err(e) if e.detail.is_empty() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The commit an object (commit or annotated tag) peels to.
-    pub fn peel(&self, object: &str) -> Result<Option<String>, GitError> {
-        match self.run(
-            &[
-                "rev-parse",
-                "--verify",
-                "-q",
-                &format!("{object}^{{commit}}"),
-            ],
-            None,
-        ) {
-            Ok(out) => Ok(Some(out.trim().to_string())),
-            Err(e) if e.detail.is_empty() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Store `content` as a blob.
-    pub fn write_blob(&self, content: &[u8]) -> Result<String, GitError> {
-        Ok(self
-            .run(&["hash-object", "-w", "--stdin"], Some(content))?
-            .trim()
-            .to_string())
-    }
-
-    /// The tree of `base` with the directory `package` replaced by the same
-    /// directory of `source` (or removed when `source` is `None`).
-    pub fn tree_with_package(
-        &self,
-        base: &str,
-        package: &str,
-        source: Option<&str>,
-    ) -> Result<String, GitError> {
-        let prefix = format!("{package}/");
-        let mut entries = Vec::new();
-        let listing = self.run(&["ls-tree", "-r", "-z", "--full-tree", base], None)?;
-        for entry in listing.split('\0').filter(|e| !e.is_empty()) {
-            let path = entry.split_once('\t').map(|(_, p)| p).unwrap_or("");
-            if !path.starts_with(&prefix) {
-                entries.push(entry.to_string());
-            }
-        }
-        if let Some(source) = source {
-            let listing = self.run(
-                &["ls-tree", "-r", "-z", "--full-tree", source, "--", &prefix],
-                None,
-            )?;
-            entries.extend(
-                listing
-                    .split('\0')
-                    .filter(|e| !e.is_empty())
-                    .map(str::to_string),
-            );
-        }
-        self.write_tree(&entries)
-    }
-
-    /// Write a tree from `ls-tree -r -z`-style entries (`mode type oid\tpath`).
-    pub fn write_tree(&self, entries: &[String]) -> Result<String, GitError> {
-        let mut input = entries.join("\0");
-        input.push('\0');
-        let index = self.git_dir.join(format!(
-            "cadgate-index-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
-        let index_str = index.display().to_string();
-        let env = [("GIT_INDEX_FILE", index_str.as_str())];
-        let written = self
-            .run_with(
-                &["update-index", "-z", "--index-info"],
-                Some(input.as_bytes()),
-                &env,
-            )
-            .and_then(|_| self.run_with(&["write-tree"], None, &env));
-        let _ = std::fs::remove_file(&index);
-        Ok(written?.trim().to_string())
-    }
-
-    /// Every entry of a tree, recursively, as `mode type oid\tpath`.
-    pub fn tree_entries(&self, tree_ish: &str) -> Result<Vec<String>, GitError> {
-        let listing = self.run(&["ls-tree", "-r", "-z", "--full-tree", tree_ish], None)?;
-        Ok(listing
-            .split('\0')
-            .filter(|e| !e.is_empty())
-            .map(str::to_string)
-            .collect())
-    }
-
-    /// Write a commit; returns its id.
-    pub fn commit_tree(
-        &self,
-        tree: &str,
-        parents: &[&str],
-        message: &str,
-        author: &Signature,
-    ) -> Result<String, GitError> {
-        let mut args = vec!["commit-tree", tree];
-        for parent in parents {
-            args.push("-p");
-            args.push(parent);
-        }
-        let env = [
-            ("GIT_AUTHOR_NAME", author.name.as_str()),
-            ("GIT_AUTHOR_EMAIL", author.email.as_str()),
-            ("GIT_COMMITTER_NAME", "cadgate"),
-            ("GIT_COMMITTER_EMAIL", "cadgate@localhost"),
-        ];
-        Ok(self
-            .run_with(&args, Some(message.as_bytes()), &env)?
-            .trim()
-            .to_string())
-    }
-}
-
-impl Repo {
-    /// Files under `commit` named `file_name` whose content contains `text`.
-    pub fn files_containing(
-        &self,
-        commit: &str,
-        file_name: &str,
-        text: &str,
-    ) -> Result<Vec<String>, GitError> {
-        let pattern = format!("*{file_name}");
-        match self.run(
-            &["grep", "-l", "-F", "-e", text, commit, "--", &pattern],
-            None,
-        ) {
-            Ok(out) => Ok(out
-                .lines()
-                .filter_map(|l| l.split_once(':').map(|(_, p)| p.to_string()))
-                .filter(|p| p == file_name || p.ends_with(&format!("/{file_name}")))
-                .collect()),
-            // Exit 1 without a message: nothing matched.
-            Err(e) if e.detail.is_empty() => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
-    }
 }

@@ -68,7 +68,7 @@ pub fn proc_receive() -> Result<(), HookError> {
     // transaction's compare-and-swap guards against everything else.
     let lock = std::fs::File::create(git_dir.join("cadgate.lock"))?;
     lock.lock()?;
-    let verdict = enforce(&Repo::open(&git_dir), &context, &request)?;
+    let verdict = enforce(&Repo::open(&git_dir)?, &context, &request)?;
     drop(lock);
     let mut stderr = std::io::stderr().lock();
     for message in &verdict.messages {

@@ -39,7 +39,11 @@ type Row = (&'static str, &'static str, u64, Lifecycle, bool);
 
 fn listed(name: &str, directory: &str) -> Vec<(String, String, u64, Lifecycle, bool)> {
     let (_dir, git_dir) = unpack(name);
-    let revisions = list(&Repo::open(&git_dir), &Layout::new("main", directory)).expect("listing");
+    let revisions = list(
+        &Repo::open(&git_dir).expect("open"),
+        &Layout::new("main", directory),
+    )
+    .expect("listing");
     revisions
         .into_iter()
         .map(|r| {
@@ -127,7 +131,11 @@ fn nested_repository() {
 #[test]
 fn publishinfo_repository_reports_who_published_and_when() {
     let (_dir, git_dir) = unpack("publishinfo-repository");
-    let revisions = list(&Repo::open(&git_dir), &Layout::new("main", "")).expect("listing");
+    let revisions = list(
+        &Repo::open(&git_dir).expect("open"),
+        &Layout::new("main", ""),
+    )
+    .expect("listing");
     let with = revisions
         .iter()
         .find(|r| r.package.as_str() == "pkg-with-anno")
