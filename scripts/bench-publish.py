@@ -127,39 +127,54 @@ def main():
                 run("git", "clone", "-q", "--bare", repo, target, env=env)
             run("git", "--git-dir", hooked, "config", "core.hooksPath", hooks, env=env)
             run("git", "--git-dir", hooked, "config", "receive.procReceiveRefs", "refs", env=env)
-            denv = dict(env, CADGATE_USER="bench", CADGATE_ROLE="author")
-            draft_plain, draft_hooked = [], []
+            denv = dict(env, CADGATE_USER="bench", CADGATE_ROLE="admin", CADGATE_SELF_APPROVAL="true")
+            draft_plain, draft_hooked, publish_plain, publish_hooked = [], [], [], []
             for r in range(args.runs):
                 pkg = f"pkg{(r * 104729) % n:05d}"
-                run("git", "reset", "-q", "--hard", "origin/main", cwd=clone, env=env)
+                run("git", "fetch", "-q", hooked, "main", cwd=clone, env=env)
+                run("git", "reset", "-q", "--hard", "FETCH_HEAD", cwd=clone, env=env)
                 with open(os.path.join(clone, pkg, "data.yaml"), "w") as f:
                     f.write(f"draft: {r}\n")
                 run("git", "commit", "-qam", f"{pkg} draft {r}", cwd=clone, env=env)
                 ref = f"HEAD:refs/heads/drafts/{pkg}/d{r}"
                 draft_plain.append(timed("git", "push", "-q", plain, ref, cwd=clone, env=denv))
                 draft_hooked.append(timed("git", "push", "-q", hooked, ref, cwd=clone, env=denv))
-            rows.append((n, statistics.median(publish), percentile(publish, 0.99), statistics.median(draft_hooked), statistics.median(draft_plain)))
+                # Publish over file://: the hook's publish versus moving the
+                # branch to the same commit with no hook at all.
+                run("git", "push", "-q", hooked, f"HEAD:refs/heads/proposed/{pkg}/d{r}", cwd=clone, env=denv)
+                publish_hooked.append(timed("git", "push", "-q", hooked, "+HEAD:refs/heads/main", cwd=clone, env=denv))
+                publish_plain.append(timed("git", "push", "-q", plain, "+HEAD:refs/heads/main", cwd=clone, env=denv))
+            rows.append((n, statistics.median(publish), percentile(publish, 0.99), statistics.median(draft_hooked), statistics.median(draft_plain),
+                         statistics.median(publish_hooked), statistics.median(publish_plain)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
-    table = "\n".join(f"| {n} | {p50:.0f} | {p99:.0f} | {dh:.0f} | {dp:.0f} | {dh / dp:.2f}× |" for n, p50, p99, dh, dp in rows)
+    table = "\n".join(f"| {n} | {p50:.0f} | {p99:.0f} | {ph:.0f} | {pp:.0f} | {ph / pp:.2f}× | {dh:.0f} | {dp:.0f} | {dh / dp:.2f}× |"
+                      for n, p50, p99, dh, dp, ph, pp in rows)
     worst = max(r[2] for r in rows)
     growth = rows[-1][2] / rows[0][2] if rows else 0
+    plain_growth = rows[-1][6] / rows[0][6] if rows else 0
+    added = ", ".join(f"{r[5] - r[6]:.0f} ms at {r[0]}" for r in rows)
     overhead = max(r[3] / r[4] for r in rows)
     met = lambda ok: "**met**" if ok else "**not met**"
     section = f"""<!-- bench-publish:start -->
 ## Publish latency and draft push overhead (issue 3)
 
 `scripts/bench-publish.py --sizes {args.sizes} --runs {args.runs}` — {datetime.date.today()}, {os.cpu_count()} cores ({cpu}), {run('git', '--version')}.
-Each repository holds N packages with a published v1 each. Publish: the `git push +proposal:main` through cadgate (release build, HTTP), timed to exit.
-Draft push: one-package draft over file:// into a bare copy with cadgate's proc-receive hook vs. one without hooks. Milliseconds.
+Each repository holds N packages at its root, each with a published v1 (so the root tree has N entries and N tags are advertised).
+Publish via HTTP: the `git push +proposal:main` through cadgate (release build), timed to exit, p50/p99.
+Over file:// into two bare copies, one with cadgate's proc-receive hook and one without hooks, medians:
+publish (the same `git push +HEAD:main`, which the hook turns into approval commit + tag) and a one-package draft push. Milliseconds.
 
-| packages | publish p50 | publish p99 | draft push, hook | draft push, no hook | hook / no hook |
-|---|---|---|---|---|---|
+| packages | HTTP publish p50 | HTTP publish p99 | file:// publish, hook | branch push, no hook | ratio | draft push, hook | draft push, no hook | ratio |
+|---|---|---|---|---|---|---|---|---|
 {table}
 
-Goals: publish p99 < 250 ms — worst {worst:.0f} ms, {met(worst < 250)}; p99 within 1.5× from the smallest to the largest repository — {growth:.2f}×, {met(growth <= 1.5)}; draft push ≤ 1.3× the unhooked push — worst {overhead:.2f}×, {met(overhead <= 1.3)}.
+Goals: publish p99 < 250 ms — worst {worst:.0f} ms, {met(worst < 250)}.
+Publish p99 within 1.5× from the smallest to the largest repository — {growth:.2f}×, {met(growth <= 1.5)}: the same push without any hook grows {plain_growth:.2f}× over that range
+(git's own ref advertisement, `--not --all` negotiation and connectivity check over N tags, and an N-entry root tree in every commit); what the hook adds is {added}.
+Draft push ≤ 1.3× the unhooked push — worst {overhead:.2f}×, {met(overhead <= 1.3)}.
 <!-- bench-publish:end -->"""
     path = os.path.join(ROOT, "BENCHMARKS.md")
     text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"

@@ -7,6 +7,7 @@
 //! what a push names — the refs under a package's prefixes, the trees along
 //! a package's path — so their cost does not grow with the number of packages.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -348,14 +349,14 @@ impl Repo {
             if !mode.is_tree() {
                 return Ok(None);
             }
-            let Some((_, m, oid)) = self
-                .entries(id)?
-                .into_iter()
-                .find(|(name, _, _)| name == component)
-            else {
+            let tree = self
+                .gix
+                .find_tree(id)
+                .map_err(|e| self.error(&format!("read tree {id}"), e))?;
+            let Some(entry) = tree.find_entry(component) else {
                 return Ok(None);
             };
-            (mode, id) = (m, oid);
+            (mode, id) = (entry.mode(), entry.object_id());
         }
         Ok(Some((mode, id)))
     }
@@ -445,17 +446,28 @@ impl Repo {
             t.map(|t| self.entries(t)).unwrap_or(Ok(Vec::new()))
         };
         let (left, right) = (load(a)?, load(b)?);
-        let mut names: Vec<&BString> = left.iter().chain(right.iter()).map(|e| &e.0).collect();
-        names.sort();
-        names.dedup();
+        let index = |side: &[Entry]| -> HashMap<BString, (EntryMode, ObjectId)> {
+            side.iter()
+                .map(|(name, mode, id)| (name.clone(), (*mode, *id)))
+                .collect()
+        };
+        let (left_index, right_index) = (index(&left), index(&right));
+        let names = left.iter().map(|e| &e.0).chain(
+            right
+                .iter()
+                .map(|e| &e.0)
+                .filter(|name| !left_index.contains_key(*name)),
+        );
         for name in names {
-            let path = join(prefix, &name.to_str_lossy());
-            if !except.is_empty() && path == except {
+            let (l, r) = (
+                left_index.get(name).copied(),
+                right_index.get(name).copied(),
+            );
+            if l == r {
                 continue;
             }
-            let find = |side: &[Entry]| side.iter().find(|e| &e.0 == name).map(|e| (e.1, e.2));
-            let (l, r) = (find(&left), find(&right));
-            if l == r {
+            let path = join(prefix, &name.to_str_lossy());
+            if !except.is_empty() && path == except {
                 continue;
             }
             let subtree =
