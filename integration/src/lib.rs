@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+pub mod scenarios;
+
 /// The `cadgate` binary under test: `$CADGATE_BIN`, or the one cargo built
 /// next to this test binary.
 pub fn cadgate_bin() -> PathBuf {

@@ -77,3 +77,87 @@ fn hostile_ref_names_are_refused_and_change_nothing() {
         "still-serving",
     ]);
 }
+
+/// A package of 20,000 files is a legitimate package: it is saved, proposed
+/// and published, and the published tree holds every file.
+#[test]
+fn a_twenty_thousand_file_package_goes_through_the_whole_lifecycle() {
+    const FILES: usize = 20_000;
+    let (alice, bob) = (TestUser::new("alice"), TestUser::new("bob"));
+    let server = Server::start(&format!(
+        "[[repository]]\nname = \"demo\"\n\n{}{}",
+        alice.config(&["author"], &[]),
+        bob.config(&["approver"], &[])
+    ));
+    let author = GitClient::new();
+    author.git(&["clone", "-q", &server.url_as(&alice, "demo"), "w"]);
+    let main = author.git_in("w", &["rev-parse", "origin/main"]);
+    // Built with fast-import: writing 20,000 files through a work tree
+    // would time the test machine, not cadgate.
+    let mut stream = format!(
+        "commit refs/heads/big\ncommitter Test <test@example.com> 1700000000 +0000\ndata 4\nbig\nfrom {main}\n"
+    );
+    let kpt = kptfile("big");
+    stream.push_str(&format!(
+        "M 100644 inline big/Kptfile\ndata {}\n{kpt}\n",
+        kpt.len()
+    ));
+    for i in 0..FILES {
+        let content = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm{i}\n");
+        stream.push_str(&format!(
+            "M 100644 inline big/d{}/cm{i}.yaml\ndata {}\n{content}\n",
+            i % 100,
+            content.len()
+        ));
+    }
+    let mut import = author
+        .command(&["-C", "w", "fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("fast-import");
+    std::io::Write::write_all(import.stdin.as_mut().expect("stdin"), stream.as_bytes())
+        .expect("feed fast-import");
+    drop(import.stdin.take());
+    assert!(import.wait().expect("fast-import").success());
+
+    let started = std::time::Instant::now();
+    let out = author.git(&["-C", "w", "push", "origin", "big:refs/heads/drafts/big/ws"]);
+    let draft_time = started.elapsed();
+    assert!(
+        stderr(&out).contains("saved draft big workspace ws"),
+        "{}",
+        stderr(&out)
+    );
+    author.git_in(
+        "w",
+        &["push", "-q", "origin", "big:refs/heads/proposed/big/ws"],
+    );
+    let approver = GitClient::new();
+    approver.git(&["clone", "-q", &server.url_as(&bob, "demo"), "a"]);
+    let started = std::time::Instant::now();
+    let out = approver.git(&[
+        "-C",
+        "a",
+        "push",
+        "origin",
+        "+origin/proposed/big/ws:refs/heads/main",
+    ]);
+    let publish_time = started.elapsed();
+    assert!(
+        stderr(&out).contains("published big v1"),
+        "{}",
+        stderr(&out)
+    );
+    let repo = server.repo_dir("demo");
+    let files = server_git(
+        &repo,
+        &["ls-tree", "-r", "--name-only", "refs/tags/big/v1", "big"],
+    );
+    assert_eq!(files.lines().count(), FILES + 1);
+    // Reported, not asserted: timings are for the notes, not a threshold.
+    eprintln!(
+        "20,000-file package: draft push {} ms, publish {} ms",
+        draft_time.as_millis(),
+        publish_time.as_millis()
+    );
+}

@@ -1,100 +1,62 @@
 //! The package lifecycle over plain `git push` through the server (contract
-//! §6): roles come from the server's users, rules from cadgate's hooks.
+//! §6): the scenario list of [`cadgate_integration::scenarios`] with the
+//! cadgate server as the transport, in every layout, and the role matrix.
 
+use std::path::PathBuf;
+
+use cadgate_integration::scenarios::{self, Transport, DIRECTORY, NESTED, ROOT};
 use cadgate_integration::*;
 
-fn config(directory: &str) -> String {
-    format!(
-        "[[repository]]\nname = \"blueprints\"\ndirectory = \"{directory}\"\n\n{}{}",
-        TestUser::new("alice").config(&["author"], &[]),
-        TestUser::new("bob").config(&["approver"], &[]),
-    )
+/// Git over HTTP through a running cadgate server.
+struct Proxy {
+    server: Server,
+}
+
+impl Proxy {
+    fn start() -> Self {
+        Self {
+            server: Server::start(&scenarios::cadgate_config()),
+        }
+    }
+}
+
+impl Transport for Proxy {
+    fn name(&self) -> String {
+        "cadgate server".into()
+    }
+
+    fn clone_as(&self, user: &str, repository: &str) -> GitClient {
+        let client = GitClient::new();
+        client.git(&[
+            "clone",
+            "-q",
+            &self.server.url_as(&TestUser::new(user), repository),
+            "w",
+        ]);
+        client
+    }
+
+    fn repository_dir(&self, repository: &str) -> PathBuf {
+        self.server.repo_dir(repository)
+    }
 }
 
 #[test]
-fn draft_propose_publish_and_refusals_through_the_server() {
-    for directory in ["", "catalog"] {
-        let server = Server::start(&config(directory));
-        let (alice, bob) = (TestUser::new("alice"), TestUser::new("bob"));
-        let package = if directory.is_empty() {
-            "team/basens".to_string()
-        } else {
-            format!("{directory}/team/basens")
-        };
-        let author = GitClient::new();
-        author.git(&["clone", "-q", &server.url_as(&alice, "blueprints"), "w"]);
-        let tip = author.commit_package(
-            "w",
-            &package,
-            &[("ns.yaml", b"kind: Namespace\n")],
-            "basens",
-        );
+fn every_transition_at_the_repository_root() {
+    scenarios::run_all(&Proxy::start(), ROOT);
+}
 
-        // A direct push to the branch is refused with the rule and the way forward.
-        let out = author.git_fails(&["-C", "w", "push", "origin", "HEAD:main"]);
-        let err = stderr(&out);
-        assert!(
-            err.contains("[remote rejected]") && err.contains("direct-push-to-branch"),
-            "{err}"
-        );
+#[test]
+fn every_transition_for_nested_package_paths() {
+    scenarios::run_all(&Proxy::start(), NESTED);
+}
 
-        let draft = format!("refs/heads/drafts/{package}/ws1");
-        let proposed = format!("refs/heads/proposed/{package}/ws1");
-        author.git_in("w", &["push", "-q", "origin", &format!("HEAD:{draft}")]);
-        let out = author.git(&[
-            "-C",
-            "w",
-            "push",
-            "origin",
-            &format!("origin/drafts/{package}/ws1:{proposed}"),
-        ]);
-        assert!(
-            stderr(&out).contains(&format!("proposed {package} workspace ws1")),
-            "{}",
-            stderr(&out)
-        );
-        let repo = server.repo_dir("blueprints");
-        assert_eq!(server_git(&repo, &["rev-parse", &proposed]), tip);
+#[test]
+fn every_transition_below_a_repository_directory() {
+    scenarios::run_all(&Proxy::start(), DIRECTORY);
+}
 
-        // The author cannot publish; the approver can.
-        let out = author.git_fails(&[
-            "-C",
-            "w",
-            "push",
-            "origin",
-            &format!("+origin/proposed/{package}/ws1:refs/heads/main"),
-        ]);
-        assert!(
-            stderr(&out).contains("publishing needs role 'approver'"),
-            "{}",
-            stderr(&out)
-        );
-        let approver = GitClient::new();
-        approver.git(&["clone", "-q", &server.url_as(&bob, "blueprints"), "a"]);
-        let out = approver.git(&[
-            "-C",
-            "a",
-            "push",
-            "origin",
-            &format!("+origin/proposed/{package}/ws1:refs/heads/main"),
-        ]);
-        assert!(
-            stderr(&out).contains(&format!("published {package} v1")),
-            "{}",
-            stderr(&out)
-        );
-        let tag = format!("refs/tags/{package}/v1");
-        let main = server_git(&repo, &["rev-parse", "main"]);
-        assert_eq!(server_git(&repo, &["rev-parse", &tag]), main);
-        assert!(server_git(&repo, &["log", "-1", "--format=%B", "main"])
-            .contains(&format!("Approving package revision {package}/1")));
-        // The approver's remote-tracking branch shows where main really went.
-        approver.git_in("a", &["fetch", "-q", "origin"]);
-        assert_eq!(approver.git_in("a", &["rev-parse", "origin/main"]), main);
-        assert!(server_git(
-            &repo,
-            &["for-each-ref", "--format=%(refname)", "refs/heads/proposed"]
-        )
-        .is_empty());
-    }
+#[test]
+fn each_role_may_make_exactly_its_transitions() {
+    scenarios::role_matrix(&Proxy::start(), NESTED);
 }
