@@ -13,12 +13,20 @@ log() { printf '\n==> %s\n' "$*"; }
 need=()
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
+fi
+
+# dulwich: a Git implementation other than git, for the published-view test.
+if ! python3 -c 'import dulwich' >/dev/null 2>&1; then
+  log "installing dulwich (python3 -m pip)"
+  python3 -m pip install --quiet --user 'dulwich>=0.22' 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages 'dulwich>=0.22'
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -121,6 +121,8 @@ pub struct Verdict {
     pub outcomes: Vec<Outcome>,
     /// Lines for the pusher (`remote: …`).
     pub messages: Vec<String>,
+    /// The refs the push changed (full names), empty when nothing landed.
+    pub changed: Vec<String>,
 }
 
 /// How one accepted ref update is carried out.
@@ -225,9 +227,14 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
             },
         });
     }
+    let changed = match applied {
+        Ok(()) => edits.iter().map(|e| e.name().to_string()).collect(),
+        Err(_) => Vec::new(),
+    };
     Ok(Verdict {
         outcomes: outcomes.into_iter().flatten().collect(),
         messages,
+        changed,
     })
 }
 

@@ -25,6 +25,17 @@ pub struct GitError {
     detail: String,
 }
 
+impl GitError {
+    /// `what` failed in `git_dir` because of `detail`.
+    pub fn new(what: &str, git_dir: &Path, detail: impl std::fmt::Display) -> Self {
+        Self {
+            args: what.to_string(),
+            git_dir: git_dir.to_path_buf(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
 /// One ref: its name, the object it points at, and the commit it peels to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefEntry {
@@ -95,6 +106,11 @@ impl Repo {
             git_dir: git_dir.to_path_buf(),
             gix,
         })
+    }
+
+    /// The repository's directory.
+    pub fn git_dir(&self) -> &Path {
+        &self.git_dir
     }
 
     fn error(&self, what: &str, detail: impl std::fmt::Display) -> GitError {
@@ -581,6 +597,17 @@ fn join(prefix: &str, name: &str) -> String {
         name.to_string()
     } else {
         format!("{prefix}/{name}")
+    }
+}
+
+impl RefEdit {
+    /// The full name of the ref it changes.
+    pub fn name(&self) -> &str {
+        match self {
+            RefEdit::Create { name, .. }
+            | RefEdit::Update { name, .. }
+            | RefEdit::Delete { name, .. } => name,
+        }
     }
 }
 

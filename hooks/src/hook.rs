@@ -4,7 +4,8 @@
 //! Who pushes and with what rights comes from the environment the server
 //! sets: `CADGATE_USER` (else `REMOTE_USER`), `CADGATE_ROLE`,
 //! `CADGATE_BRANCH` (default `main`), `CADGATE_DIRECTORY`,
-//! `CADGATE_SELF_APPROVAL` (`true`/`false`). A push without an identity is
+//! `CADGATE_SELF_APPROVAL` (`true`/`false`), and `CADGATE_PUBLISHED`, the
+//! published view's sibling repository to keep in step (none: no view). A push without an identity is
 //! refused, never treated as anyone in particular.
 
 use std::io::Write as _;
@@ -15,6 +16,7 @@ use cadgate_config::Role;
 use crate::enforce::{enforce, Context};
 use crate::git::Repo;
 use crate::proc_receive::{read_request, write_outcomes, Outcome};
+use crate::published::PublishedRepo;
 use crate::refs::Layout;
 
 /// A hook could not do its job (git reports the push as failed).
@@ -68,11 +70,30 @@ pub fn proc_receive() -> Result<(), HookError> {
     // transaction's compare-and-swap guards against everything else.
     let lock = std::fs::File::create(git_dir.join("cadgate.lock"))?;
     lock.lock()?;
-    let verdict = enforce(&Repo::open(&git_dir)?, &context, &request)?;
+    let repo = Repo::open(&git_dir)?;
+    let verdict = enforce(&repo, &context, &request)?;
+    // The published view follows under the same lock, so it never shows
+    // publishes out of order; when the push returns, the view has it.
+    let mut view_failure = None;
+    if let Some(published) = env("CADGATE_PUBLISHED") {
+        if !verdict.changed.is_empty() {
+            let view = PublishedRepo::at(std::path::Path::new(&published));
+            if let Err(e) = view.sync(&repo, &context.layout, Some(&verdict.changed)) {
+                view_failure = Some(e);
+            }
+        }
+    }
     drop(lock);
     let mut stderr = std::io::stderr().lock();
     for message in &verdict.messages {
         writeln!(stderr, "cadgate: {message}")?;
+    }
+    if let Some(e) = view_failure {
+        writeln!(
+            stderr,
+            "cadgate: warning: the push landed but the published view could not follow ({}); the server repairs it on its next start",
+            e.to_string().lines().next().unwrap_or_default()
+        )?;
     }
     write_outcomes(&mut stdout, &verdict.outcomes)?;
     Ok(())

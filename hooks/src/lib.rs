@@ -9,7 +9,8 @@
 //! - [`enforce`]: judging a whole push (package rules) and carrying it out atomically;
 //! - [`audit`]: who proposed, rejected and approved what, as git notes;
 //! - [`kptfile`]: the Kptfile that marks a package, and its checks;
-//! - [`git`]: reading a repository through git (quarantine-aware);
+//! - [`git`]: reading a repository (gix in process) and writing refs through git;
+//! - [`published`]: the published view's sibling repository, kept in step with publishing;
 //! - [`listing`]: every package revision, straight from refs;
 //! - [`proc_receive`]: the protocol git speaks with the `proc-receive` hook;
 //! - [`hook`]: the hook entry points (`cadgate-hook proc-receive`).
@@ -22,4 +23,5 @@ pub mod kptfile;
 pub mod lifecycle;
 pub mod listing;
 pub mod proc_receive;
+pub mod published;
 pub mod refs;

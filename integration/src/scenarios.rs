@@ -42,6 +42,42 @@ pub trait Transport {
     fn repository_dir(&self, repository: &str) -> PathBuf;
 }
 
+/// Git over HTTP through a running cadgate server.
+pub struct CadgateServer {
+    /// The server.
+    pub server: crate::Server,
+}
+
+impl CadgateServer {
+    /// Start a server with [`cadgate_config`] plus `extra` config text.
+    pub fn start(extra: &str) -> Self {
+        Self {
+            server: crate::Server::start(&format!("{}{extra}", cadgate_config())),
+        }
+    }
+}
+
+impl Transport for CadgateServer {
+    fn name(&self) -> String {
+        "cadgate server".into()
+    }
+
+    fn clone_as(&self, user: &str, repository: &str) -> GitClient {
+        let client = GitClient::new();
+        client.git(&[
+            "clone",
+            "-q",
+            &self.server.url_as(&crate::TestUser::new(user), repository),
+            "w",
+        ]);
+        client
+    }
+
+    fn repository_dir(&self, repository: &str) -> PathBuf {
+        self.server.repo_dir(repository)
+    }
+}
+
 /// Where a scenario's packages live.
 #[derive(Debug, Clone, Copy)]
 pub struct Layout {

@@ -54,11 +54,16 @@ impl Enforcement {
     pub fn environment(
         &self,
         repository: &RepositoryConfig,
+        published: &Path,
         policy: &PolicyConfig,
         user: &str,
         role: Role,
     ) -> Vec<(String, String)> {
         vec![
+            (
+                "CADGATE_PUBLISHED".into(),
+                published.to_string_lossy().into_owned(),
+            ),
             ("CADGATE_USER".into(), user.into()),
             ("CADGATE_ROLE".into(), role.as_str().into()),
             ("CADGATE_BRANCH".into(), repository.branch.clone()),

@@ -4,7 +4,8 @@
 //! `<data_dir>/repositories/<name>.git`, its registered branch (an initial
 //! commit when missing) and the git settings cadgate relies on. Requests find
 //! repositories here by exact name, so a URL can only ever reach a directory
-//! the config named.
+//! the config named. Beside each lives its published view's sibling,
+//! `<data_dir>/published/<name>.git` ([`cadgate_hooks::published`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use cadgate_config::RepositoryConfig;
+use cadgate_hooks::published::PublishedRepo;
+use cadgate_hooks::refs::Layout;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
@@ -46,6 +49,11 @@ pub struct Repository {
     /// depends only on the git binary and the repository's config, not on its
     /// refs, so it is computed once and served from memory afterwards.
     pub v2_capabilities: std::sync::OnceLock<bytes::Bytes>,
+    /// The published view's sibling repository (contract §8):
+    /// `<data_dir>/published/<name>.git`.
+    pub published: PathBuf,
+    /// The same advertisement for the published view.
+    pub published_v2_capabilities: std::sync::OnceLock<bytes::Bytes>,
 }
 
 /// Failure to prepare a repository on disk.
@@ -82,12 +90,24 @@ impl Registry {
                     path: path.clone(),
                     detail,
                 })?;
+            let published = data_dir
+                .join("published")
+                .join(format!("{}.git", config.name));
+            prepare_published(config, &path, &published)
+                .await
+                .map_err(|detail| RepositoryError {
+                    name: config.name.clone(),
+                    path: published.clone(),
+                    detail,
+                })?;
             by_name.insert(
                 config.name.clone(),
                 Arc::new(Repository {
                     config: config.clone(),
                     path,
                     v2_capabilities: std::sync::OnceLock::new(),
+                    published,
+                    published_v2_capabilities: std::sync::OnceLock::new(),
                 }),
             );
         }
@@ -103,6 +123,33 @@ impl Registry {
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Repository>> {
         self.by_name.values()
     }
+}
+
+/// Create the published view's sibling and bring it in step with the
+/// authoring repository: whatever a crash left half done is repaired here.
+async fn prepare_published(
+    config: &RepositoryConfig,
+    authoring: &Path,
+    published: &Path,
+) -> Result<(), String> {
+    let (config, authoring, published) = (
+        config.clone(),
+        authoring.to_path_buf(),
+        published.to_path_buf(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let view = PublishedRepo::at(&published);
+        view.create(&config.branch).map_err(|e| e.to_string())?;
+        let repo = cadgate_hooks::git::Repo::open(&authoring).map_err(|e| e.to_string())?;
+        let layout = Layout::new(&config.branch, &config.directory);
+        let report = view.sync(&repo, &layout, None).map_err(|e| e.to_string())?;
+        if report.updated + report.removed > 0 {
+            tracing::info!(repository = %config.name, updated = report.updated, removed = report.removed, "brought the published view in step");
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| format!("the published view's preparation failed: {e}"))?
 }
 
 async fn prepare(git: &Path, config: &RepositoryConfig, path: &Path) -> Result<(), String> {

@@ -47,9 +47,7 @@ pub async fn serve(
     })?;
     exchange.set_repository(repository);
     if view == View::Published {
-        return Err(HttpError::not_found(format!(
-            "the published view of '{repository}' is not served yet; fetch /{repository}.git"
-        )));
+        return serve_published(state, request, exchange, repo, endpoint).await;
     }
     match endpoint {
         GitEndpoint::Dumb => Err(HttpError::not_found(
@@ -62,7 +60,8 @@ pub async fn serve(
                 return Err(HttpError::method_not_allowed("GET"));
             }
             let user = authorize(state, request.headers(), repository, service, exchange)?;
-            advertise(state, request.headers(), repo, service, &user).await
+            let target = Target::authoring(state, repo, service, &user, request.headers())?;
+            advertise(state, request.headers(), &target, service).await
         }
         GitEndpoint::Rpc(service) => {
             exchange.set_service(service.wire_name());
@@ -72,7 +71,10 @@ pub async fn serve(
             check_content_type(request.headers(), service)?;
             let user = authorize(state, request.headers(), repository, service, exchange)?;
             match service {
-                GitService::UploadPack => upload_pack(state, request, repo, &user, exchange).await,
+                GitService::UploadPack => {
+                    let target = Target::authoring(state, repo, service, &user, request.headers())?;
+                    upload_pack(state, request, &target, exchange).await
+                }
                 GitService::ReceivePack => {
                     receive_pack(state, request, repo, &user, exchange).await
                 }
@@ -182,50 +184,148 @@ fn is_v2(protocol: &Option<String>) -> bool {
         .is_some_and(|p| p.split(':').any(|pair| pair == "version=2"))
 }
 
-/// `git [options] <service> --stateless-rpc [extra] <repo>`: receive-pack
-/// always runs with cadgate's hooks.
-fn git_args(
-    state: &State,
-    service: GitService,
-    extra: &[&str],
-    repo: &Repository,
-) -> Vec<OsString> {
-    let mut args = match service {
-        GitService::ReceivePack => state.enforcement.git_options(),
-        GitService::UploadPack => Vec::new(),
-    };
-    args.push(service.subcommand().into());
-    args.push("--stateless-rpc".into());
-    args.extend(extra.iter().map(OsString::from));
-    args.push(repo.path.clone().into_os_string());
-    args
+/// Where a Git request runs: the repository directory, how git is invoked
+/// there, and the cached v2 capability advertisement.
+struct Target<'a> {
+    /// The bare repository.
+    path: &'a std::path::Path,
+    /// Options before the subcommand (`-c …`).
+    options: Vec<OsString>,
+    /// Environment for git and its hooks.
+    env: Vec<(String, String)>,
+    /// The cached protocol v2 capability advertisement.
+    capabilities: &'a std::sync::OnceLock<Bytes>,
+    /// For logs: `<repo>` or `published/<repo>`.
+    label: String,
+    /// Commits a `want` may not name (the published view's withdrawn ones).
+    withdrawn: Option<std::collections::BTreeSet<String>>,
 }
 
-/// Environment for every git child of a request.
-fn git_env(
-    state: &State,
-    protocol: &Option<String>,
-    user: &Pusher,
-    repo: &Repository,
-) -> Vec<(String, String)> {
-    let mut env =
-        state
-            .enforcement
-            .environment(&repo.config, &state.config.policy, &user.name, user.role);
-    env.push(("REMOTE_USER".to_string(), user.name.clone()));
-    env.push(("CADGATE_REPOSITORY".to_string(), repo.config.name.clone()));
-    if let Some(p) = protocol {
-        env.push(("GIT_PROTOCOL".to_string(), p.clone()));
+impl<'a> Target<'a> {
+    /// The authoring repository; receive-pack runs with cadgate's hooks and
+    /// learns who pushes from the environment.
+    fn authoring(
+        state: &State,
+        repo: &'a Repository,
+        service: GitService,
+        user: &Pusher,
+        headers: &HeaderMap,
+    ) -> Result<Self, HttpError> {
+        let mut env = state.enforcement.environment(
+            &repo.config,
+            &repo.published,
+            &state.config.policy,
+            &user.name,
+            user.role,
+        );
+        env.push(("REMOTE_USER".to_string(), user.name.clone()));
+        env.push(("CADGATE_REPOSITORY".to_string(), repo.config.name.clone()));
+        if let Some(p) = git_protocol(headers)? {
+            env.push(("GIT_PROTOCOL".to_string(), p));
+        }
+        Ok(Self {
+            path: &repo.path,
+            options: match service {
+                GitService::ReceivePack => state.enforcement.git_options(),
+                GitService::UploadPack => Vec::new(),
+            },
+            env,
+            capabilities: &repo.v2_capabilities,
+            label: repo.config.name.clone(),
+            withdrawn: None,
+        })
     }
-    env
+
+    /// The published view's sibling repository: fetch only.
+    fn published(repo: &'a Repository, headers: &HeaderMap) -> Result<Self, HttpError> {
+        let mut env = Vec::new();
+        if let Some(p) = git_protocol(headers)? {
+            env.push(("GIT_PROTOCOL".to_string(), p));
+        }
+        Ok(Self {
+            path: &repo.published,
+            options: Vec::new(),
+            env,
+            capabilities: &repo.published_v2_capabilities,
+            label: format!("published/{}", repo.config.name),
+            withdrawn: Some(cadgate_hooks::published::read_withdrawn(&repo.published)),
+        })
+    }
+
+    /// `git [options] <service> --stateless-rpc [extra] <repo>`.
+    fn args(&self, service: GitService, extra: &[&str]) -> Vec<OsString> {
+        let mut args = self.options.clone();
+        args.push(service.subcommand().into());
+        args.push("--stateless-rpc".into());
+        args.extend(extra.iter().map(OsString::from));
+        args.push(self.path.as_os_str().to_os_string());
+        args
+    }
+}
+
+/// Serve the published view (contract §8): fetch only, from the sibling
+/// repository that holds published content and nothing else.
+async fn serve_published(
+    state: &State,
+    request: Request<Incoming>,
+    exchange: &Arc<Exchange>,
+    repo: &Repository,
+    endpoint: GitEndpoint,
+) -> Result<Response<ResponseBody>, HttpError> {
+    let name = &repo.config.name;
+    let read_only = || {
+        HttpError::forbidden(format!(
+            "the published view of '{name}' is read-only; push to the authoring view /{name}.git"
+        ))
+    };
+    let service = match endpoint {
+        GitEndpoint::Dumb => {
+            return Err(HttpError::not_found(
+                "cadgate speaks only the smart HTTP protocol; this is a dumb-HTTP path",
+            ))
+        }
+        GitEndpoint::InfoRefs => {
+            let service = info_refs_service(request.uri().query())?;
+            if request.method() != Method::GET {
+                return Err(HttpError::method_not_allowed("GET"));
+            }
+            service
+        }
+        GitEndpoint::Rpc(service) => {
+            if request.method() != Method::POST {
+                return Err(HttpError::method_not_allowed("POST"));
+            }
+            service
+        }
+    };
+    exchange.set_service(service.wire_name());
+    if service == GitService::ReceivePack {
+        return Err(read_only());
+    }
+    if !repo.config.published_anonymous {
+        let principal = auth::authenticate(&state.config, request.headers())?.ok_or_else(|| {
+            HttpError::unauthorized(format!(
+                "the published view of '{name}' needs a user name and token (HTTP Basic); set published_anonymous = true to serve it to anyone"
+            ))
+        })?;
+        exchange.set_user(&principal.name);
+        auth::authorize(&state.config, &principal, name, Role::Reader, "fetching")?;
+    }
+    let target = Target::published(repo, request.headers())?;
+    match endpoint {
+        GitEndpoint::InfoRefs => advertise(state, request.headers(), &target, service).await,
+        _ => {
+            check_content_type(request.headers(), service)?;
+            upload_pack(state, request, &target, exchange).await
+        }
+    }
 }
 
 async fn advertise(
     state: &State,
     headers: &HeaderMap,
-    repo: &Repository,
+    target: &Target<'_>,
     service: GitService,
-    user: &Pusher,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let protocol = git_protocol(headers)?;
     let content_type = format!("application/x-{}-advertisement", service.wire_name());
@@ -233,7 +333,7 @@ async fn advertise(
     // memory after the first time (one git process less per poll).
     let cacheable = is_v2(&protocol) && service == GitService::UploadPack;
     if cacheable {
-        if let Some(capabilities) = repo.v2_capabilities.get() {
+        if let Some(capabilities) = target.capabilities.get() {
             return bytes_response(capabilities.clone(), &content_type);
         }
     }
@@ -248,19 +348,15 @@ async fn advertise(
     let running = state
         .runner
         .spawn(Invocation {
-            args: git_args(state, service, &["--advertise-refs"], repo),
-            env: git_env(state, &protocol, user, repo),
+            args: target.args(service, &["--advertise-refs"]),
+            env: target.env.clone(),
             stdin: Stdin::Empty,
-            label: format!(
-                "{} --advertise-refs {}",
-                service.subcommand(),
-                repo.config.name
-            ),
+            label: format!("{} --advertise-refs {}", service.subcommand(), target.label),
         })
         .await?;
     if cacheable {
         let capabilities = collect(running).await?;
-        let _ = repo.v2_capabilities.set(capabilities.clone());
+        let _ = target.capabilities.set(capabilities.clone());
         return bytes_response(capabilities, &content_type);
     }
     stream_response(running, preamble, &content_type).await
@@ -297,12 +393,10 @@ fn bytes_response(body: Bytes, content_type: &str) -> Result<Response<ResponseBo
 async fn upload_pack(
     state: &State,
     request: Request<Incoming>,
-    repo: &Repository,
-    user: &Pusher,
+    target: &Target<'_>,
     exchange: &Arc<Exchange>,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let limit = state.config.server.max_request_bytes;
-    let protocol = git_protocol(request.headers())?;
     let encoding = Encoding::from_headers(request.headers())?;
     if encoding == Encoding::Identity {
         body::check_declared_length(
@@ -329,13 +423,21 @@ async fn upload_pack(
         ));
     }
     pktline::check_complete(&buf).map_err(HttpError::bad_request)?;
+    if let Some(withdrawn) = &target.withdrawn {
+        if let Some(oid) = pktline::wants(&buf)
+            .into_iter()
+            .find(|oid| withdrawn.contains(oid))
+        {
+            return withdrawn_error(&oid);
+        }
+    }
     let running = state
         .runner
         .spawn(Invocation {
-            args: git_args(state, GitService::UploadPack, &[], repo),
-            env: git_env(state, &protocol, user, repo),
+            args: target.args(GitService::UploadPack, &[]),
+            env: target.env.clone(),
             stdin: Stdin::Bytes(Bytes::from(buf)),
-            label: format!("upload-pack {}", repo.config.name),
+            label: format!("upload-pack {}", target.label),
         })
         .await?;
     stream_response(
@@ -346,6 +448,16 @@ async fn upload_pack(
     .await
 }
 
+/// Refuse a fetch that wants a deleted revision, the way git refuses an
+/// object it will not serve: an `ERR` packet the client prints and fails on.
+fn withdrawn_error(oid: &str) -> Result<Response<ResponseBody>, HttpError> {
+    let message = format!(
+        "ERR upload-pack: not our ref {oid} (a deleted package revision; the published view no longer serves it)\n"
+    );
+    let line = format!("{:04x}{message}", message.len() + 4);
+    bytes_response(Bytes::from(line), "application/x-git-upload-pack-result")
+}
+
 async fn receive_pack(
     state: &State,
     request: Request<Incoming>,
@@ -354,7 +466,13 @@ async fn receive_pack(
     exchange: &Arc<Exchange>,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let limit = state.config.server.max_push_bytes;
-    let protocol = git_protocol(request.headers())?;
+    let target = Target::authoring(
+        state,
+        repo,
+        GitService::ReceivePack,
+        user,
+        request.headers(),
+    )?;
     let encoding = Encoding::from_headers(request.headers())?;
     if encoding == Encoding::Identity {
         body::check_declared_length(request.headers(), limit, "the push", "max_push_bytes")?;
@@ -392,14 +510,14 @@ async fn receive_pack(
     let running = state
         .runner
         .spawn(Invocation {
-            args: git_args(state, GitService::ReceivePack, &[], repo),
-            env: git_env(state, &protocol, user, repo),
+            args: target.args(GitService::ReceivePack, &[]),
+            env: target.env.clone(),
             stdin: Stdin::Stream {
                 prefix: Bytes::from(head),
                 rest: reader,
                 limit,
             },
-            label: format!("receive-pack {}", repo.config.name),
+            label: format!("receive-pack {}", target.label),
         })
         .await?;
     stream_response(

@@ -51,6 +51,32 @@ pub fn check_complete(data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// The object ids of the `want` lines of a fetch request (protocol v0 or
+/// v2), in order. Lines that are not well framed end the scan.
+pub fn wants(data: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    while offset < data.len() {
+        let Ok(Stream::Complete {
+            line,
+            bytes_consumed,
+        }) = decode::streaming(&data[offset..])
+        else {
+            break;
+        };
+        offset += bytes_consumed;
+        if let PacketLineRef::Data(bytes) = line {
+            if let Some(rest) = bytes.strip_prefix(b"want ") {
+                let oid = &rest[..rest.len().min(40)];
+                if oid.len() == 40 && oid.iter().all(u8::is_ascii_hexdigit) {
+                    out.push(String::from_utf8_lossy(oid).to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    out
+}
+
 fn describe(offset: usize, error: &str) -> String {
     format!("malformed pkt-line at byte {offset}: {error}")
 }
@@ -66,6 +92,21 @@ mod tests {
         assert_eq!(scan_to_flush(b"0009ab"), Ok(Scan::NeedMore));
         assert_eq!(scan_to_flush(b"0000"), Ok(Scan::FlushAt(4)));
         assert!(scan_to_flush(b"zzzzhello").is_err());
+    }
+
+    #[test]
+    fn wants_of_v0_and_v2_requests() {
+        let a = "a".repeat(40);
+        let b = "b".repeat(40);
+        let v0 = format!(
+            "{:04x}want {a} multi_ack side-band-64k\n{:04x}want {b}\n00000009done\n",
+            a.len() + 34,
+            b.len() + 10
+        );
+        assert_eq!(wants(v0.as_bytes()), vec![a.clone(), b.clone()]);
+        let v2 = format!("0012command=fetch\n0001{:04x}want {a}\n0000", a.len() + 10);
+        assert_eq!(wants(v2.as_bytes()), vec![a]);
+        assert!(wants(b"0009done\n").is_empty());
     }
 
     #[test]
