@@ -25,6 +25,9 @@ use crate::refs::{Layout, RefKind};
 /// The file in the sibling repository listing withdrawn commits, one per line.
 pub const WITHDRAWN: &str = "cadgate-withdrawn";
 
+/// Ref updates after which the sibling's refs are packed again.
+pub const PACK_REFS_EVERY: usize = 64;
+
 /// Settings of the sibling repository.
 const SETTINGS: &[(&str, &str)] = &[
     // Protocol v0 may fetch any reachable commit by SHA (SHA pins).
@@ -237,14 +240,42 @@ impl PublishedRepo {
                 &["update-ref", "-m", "cadgate: published", "--stdin"],
                 Some(&script),
             )?;
-            // Packs, bitmaps and the commit graph stay in shape for the
-            // pollers; cheap when there is nothing to do.
-            self.run(
-                &["-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"],
-                None,
-            )?;
+            self.tidy(report.updated + report.removed)?;
         }
         Ok(report)
+    }
+
+    /// Keep what the pollers read in shape after `changed` ref updates:
+    /// `gc --auto` repacks (with bitmaps and the commit graph) once packs
+    /// pile up, and refs are packed every [`PACK_REFS_EVERY`] updates, so
+    /// a listing never walks thousands of loose ref files.
+    fn tidy(&self, changed: usize) -> Result<(), GitError> {
+        self.run(
+            &["-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"],
+            None,
+        )?;
+        let counter = self.dir.join("cadgate-loose-refs");
+        let loose = std::fs::read_to_string(&counter)
+            .ok()
+            .and_then(|t| t.trim().parse::<usize>().ok())
+            .unwrap_or(0)
+            + changed;
+        let loose = if loose >= PACK_REFS_EVERY {
+            self.run(&["pack-refs", "--all", "--prune"], None)?;
+            0
+        } else {
+            loose
+        };
+        std::fs::write(&counter, format!("{loose}\n")).map_err(|e| self.error("count refs", e))
+    }
+
+    /// Full maintenance: one pack with a reachability bitmap, the commit
+    /// graph, packed refs. For after a large sync (a server's first start).
+    pub fn maintain(&self) -> Result<(), GitError> {
+        self.run(&["repack", "-a", "-d", "-q", "--write-bitmap-index"], None)?;
+        self.run(&["commit-graph", "write", "--reachable"], None)?;
+        self.run(&["pack-refs", "--all", "--prune"], None)?;
+        Ok(())
     }
 
     /// Copy every object reachable from `tips` but not from `have` from the

@@ -144,6 +144,7 @@ async fn prepare_published(
         let layout = Layout::new(&config.branch, &config.directory);
         let report = view.sync(&repo, &layout, None).map_err(|e| e.to_string())?;
         if report.updated + report.removed > 0 {
+            view.maintain().map_err(|e| e.to_string())?;
             tracing::info!(repository = %config.name, updated = report.updated, removed = report.removed, "brought the published view in step");
         }
         Ok(())
