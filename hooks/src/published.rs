@@ -25,6 +25,11 @@ use crate::refs::{Layout, RefKind};
 /// The file in the sibling repository listing withdrawn commits, one per line.
 pub const WITHDRAWN: &str = "cadgate-withdrawn";
 
+/// The file in the sibling repository holding its refs generation: a counter
+/// bumped after every change of its refs, so a server that remembers answers
+/// of the view knows when they are stale.
+pub const GENERATION: &str = "cadgate-generation";
+
 /// Ref updates after which the sibling's refs are packed again.
 pub const PACK_REFS_EVERY: usize = 64;
 
@@ -240,9 +245,23 @@ impl PublishedRepo {
                 &["update-ref", "-m", "cadgate: published", "--stdin"],
                 Some(&script),
             )?;
+            self.bump_generation()?;
             self.tidy(report.updated + report.removed)?;
         }
         Ok(report)
+    }
+
+    /// The current refs generation (0 before the first sync).
+    pub fn generation(&self) -> u64 {
+        read_generation(&self.dir)
+    }
+
+    fn bump_generation(&self) -> Result<(), GitError> {
+        let next = self.generation() + 1;
+        let temporary = self.dir.join(format!("{GENERATION}.tmp"));
+        std::fs::write(&temporary, format!("{next}\n"))
+            .and_then(|()| std::fs::rename(&temporary, self.dir.join(GENERATION)))
+            .map_err(|e| self.error("bump the generation", e))
     }
 
     /// Keep what the pollers read in shape after `changed` ref updates:
@@ -347,6 +366,14 @@ impl PublishedRepo {
 
 fn as_map(refs: Vec<crate::git::RefEntry>) -> BTreeMap<String, String> {
     refs.into_iter().map(|r| (r.name, r.target)).collect()
+}
+
+/// The refs generation of the sibling at `dir` (0 when never synced).
+pub fn read_generation(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join(GENERATION))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The withdrawn commits recorded in the sibling at `dir`.

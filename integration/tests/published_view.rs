@@ -146,6 +146,12 @@ fn git_sync_pins_a_tag_follows_the_branch_pins_a_sha_and_rolls_back() {
         v2
     );
     assert_eq!(object_count(&client, &root), before);
+    // The repeated poll was answered from memory: git ran for the first only.
+    assert!(
+        transport.server.stderr().contains("replayed=true"),
+        "no poll was replayed:\n{}",
+        transport.server.stderr()
+    );
     // Rollback: pin the older tag.
     assert_eq!(
         git_sync_poll(&client, &root, &url, &format!("{f}/v1"), 500),

@@ -132,6 +132,7 @@ struct Details {
     service: &'static str,
     repository: Option<String>,
     user: Option<String>,
+    replayed: bool,
 }
 
 impl Exchange {
@@ -171,6 +172,11 @@ impl Exchange {
         self.with_details(|d| d.user = Some(user.to_string()));
     }
 
+    /// Mark the answer as replayed from memory (no git process ran).
+    pub fn set_replayed(&self) {
+        self.with_details(|d| d.replayed = true);
+    }
+
     /// Count request body bytes as they arrive.
     pub fn add_bytes_in(&self, n: u64) {
         self.bytes_in.fetch_add(n, Ordering::Relaxed);
@@ -178,9 +184,9 @@ impl Exchange {
 
     fn finish(&self, metrics: &Metrics, status: u16, bytes_out: u64, complete: bool) {
         let elapsed = self.start.elapsed();
-        let (service, repository, user) = match self.details.lock() {
-            Ok(d) => (d.service, d.repository.clone(), d.user.clone()),
-            Err(_) => ("other", None, None),
+        let (service, repository, user, replayed) = match self.details.lock() {
+            Ok(d) => (d.service, d.repository.clone(), d.user.clone(), d.replayed),
+            Err(_) => ("other", None, None, false),
         };
         let bytes_in = self.bytes_in.load(Ordering::Relaxed);
         let service_labels = ServiceLabels {
@@ -218,6 +224,7 @@ impl Exchange {
             bytes_out,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             complete,
+            replayed,
             "request"
         );
     }

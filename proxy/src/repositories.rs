@@ -54,6 +54,8 @@ pub struct Repository {
     pub published: PathBuf,
     /// The same advertisement for the published view.
     pub published_v2_capabilities: std::sync::OnceLock<bytes::Bytes>,
+    /// The published view's remembered answers to pollers.
+    pub published_answers: crate::smart_http::answers::Answers,
 }
 
 /// Failure to prepare a repository on disk.
@@ -108,6 +110,7 @@ impl Registry {
                     v2_capabilities: std::sync::OnceLock::new(),
                     published,
                     published_v2_capabilities: std::sync::OnceLock::new(),
+                    published_answers: Default::default(),
                 }),
             );
         }

@@ -5,6 +5,7 @@
 //! produced; request bodies are streamed in, never held whole (pushes) or held
 //! only up to a configured size (fetch negotiations).
 
+pub mod answers;
 mod body;
 pub mod pktline;
 
@@ -199,6 +200,8 @@ struct Target<'a> {
     label: String,
     /// Commits a `want` may not name (the published view's withdrawn ones).
     withdrawn: Option<std::collections::BTreeSet<String>>,
+    /// Remembered answers to polls (the published view).
+    answers: Option<&'a answers::Answers>,
 }
 
 impl<'a> Target<'a> {
@@ -233,6 +236,7 @@ impl<'a> Target<'a> {
             capabilities: &repo.v2_capabilities,
             label: repo.config.name.clone(),
             withdrawn: None,
+            answers: None,
         })
     }
 
@@ -249,6 +253,7 @@ impl<'a> Target<'a> {
             capabilities: &repo.published_v2_capabilities,
             label: format!("published/{}", repo.config.name),
             withdrawn: Some(cadgate_hooks::published::read_withdrawn(&repo.published)),
+            answers: Some(&repo.published_answers),
         })
     }
 
@@ -397,6 +402,7 @@ async fn upload_pack(
     exchange: &Arc<Exchange>,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let limit = state.config.server.max_request_bytes;
+    let request_headers = &request.headers().clone();
     let encoding = Encoding::from_headers(request.headers())?;
     if encoding == Encoding::Identity {
         body::check_declared_length(
@@ -431,15 +437,39 @@ async fn upload_pack(
             return withdrawn_error(&oid);
         }
     }
+    // A poll of the published view: replay git's answer to the same request
+    // while the refs have not changed.
+    let protocol = git_protocol(request_headers)?.unwrap_or_default();
+    let replay = match target.answers {
+        Some(answers) if is_v2(&Some(protocol.clone())) => {
+            match (answers::kind(&buf), answers::generation(target.path)) {
+                (answers::Kind::Other, _) | (_, None) => None,
+                (_, Some(generation)) => Some((answers, generation)),
+            }
+        }
+        _ => None,
+    };
+    if let Some((answers, generation)) = replay {
+        if let Some(answer) = answers.get(generation, &protocol, &buf) {
+            exchange.set_replayed();
+            return bytes_response(answer, "application/x-git-upload-pack-result");
+        }
+    }
+    let body = Bytes::from(buf);
     let running = state
         .runner
         .spawn(Invocation {
             args: target.args(GitService::UploadPack, &[]),
             env: target.env.clone(),
-            stdin: Stdin::Bytes(Bytes::from(buf)),
+            stdin: Stdin::Bytes(body.clone()),
             label: format!("upload-pack {}", target.label),
         })
         .await?;
+    if let Some((answers, generation)) = replay {
+        let answer = collect(running).await?;
+        answers.put(generation, &protocol, &body, answer.clone());
+        return bytes_response(answer, "application/x-git-upload-pack-result");
+    }
     stream_response(
         running,
         Bytes::new(),

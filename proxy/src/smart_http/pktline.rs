@@ -51,9 +51,10 @@ pub fn check_complete(data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The object ids of the `want` lines of a fetch request (protocol v0 or
-/// v2), in order. Lines that are not well framed end the scan.
-pub fn wants(data: &[u8]) -> Vec<String> {
+/// The payloads of the data pkt-lines of `data`, in order (flush, delimiter
+/// and response-end packets skipped). Lines that are not well framed end
+/// the scan.
+pub fn data_lines(data: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut offset = 0;
     while offset < data.len() {
@@ -66,15 +67,22 @@ pub fn wants(data: &[u8]) -> Vec<String> {
         };
         offset += bytes_consumed;
         if let PacketLineRef::Data(bytes) = line {
-            if let Some(rest) = bytes.strip_prefix(b"want ") {
-                let oid = &rest[..rest.len().min(40)];
-                if oid.len() == 40 && oid.iter().all(u8::is_ascii_hexdigit) {
-                    out.push(String::from_utf8_lossy(oid).to_ascii_lowercase());
-                }
-            }
+            out.push(bytes);
         }
     }
     out
+}
+
+/// The object ids of the `want` lines of a fetch request (protocol v0 or
+/// v2), in order.
+pub fn wants(data: &[u8]) -> Vec<String> {
+    data_lines(data)
+        .into_iter()
+        .filter_map(|line| line.strip_prefix(b"want "))
+        .map(|rest| &rest[..rest.len().min(40)])
+        .filter(|oid| oid.len() == 40 && oid.iter().all(u8::is_ascii_hexdigit))
+        .map(|oid| String::from_utf8_lossy(oid).to_ascii_lowercase())
+        .collect()
 }
 
 fn describe(offset: usize, error: &str) -> String {
