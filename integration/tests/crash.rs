@@ -110,6 +110,27 @@ fn sigkill_during_twenty_publishes_leaves_every_publish_whole_or_absent() {
     let server = Server::start_with_data(&config(), data.path());
     let client = GitClient::new();
     client.git(&["clone", "-q", &server.url_as(&admin, "r"), "again"]);
+    // The published view was brought in step on start: exactly the branch
+    // and the tags, whatever the kill interrupted.
+    let view_matches = |client: &GitClient| {
+        let view = stdout(&client.git(&["ls-remote", &server.url_as(&admin, "published/r")]));
+        let view: Vec<&str> = view.lines().filter(|l| !l.ends_with("\tHEAD")).collect();
+        let authoring = server_git(
+            &repo,
+            &[
+                "for-each-ref",
+                "--format=%(objectname)\t%(refname)",
+                "refs/heads/main",
+                "refs/tags",
+            ],
+        );
+        assert_eq!(view, authoring.lines().collect::<Vec<_>>());
+    };
+    view_matches(&client);
+    server_git(
+        &data.path().join("published/r.git"),
+        &["fsck", "--no-progress", "--no-dangling"],
+    );
     let remaining: Vec<usize> = (0..20)
         .filter(|i| !main_tree.lines().any(|l| l == format!("k{i:02}")))
         .collect();
@@ -126,6 +147,7 @@ fn sigkill_during_twenty_publishes_leaves_every_publish_whole_or_absent() {
             "{}",
             stderr(&out)
         );
+        view_matches(&client);
     }
     eprintln!("{published} of 20 publishes completed (in-flight pushes are finished by their git processes after the server dies)");
 }
