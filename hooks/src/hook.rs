@@ -37,35 +37,113 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// `proc-receive`: read the push from git, judge and apply it, report.
+/// Where a hook learns who pushes and what the repository's rules are.
+#[derive(Debug, Clone, Default)]
+pub struct HookOptions {
+    /// Hook mode: the cadgate config to read users, roles and the
+    /// repository's settings from. `None`: the environment `cadgate serve` sets.
+    pub config: Option<PathBuf>,
+    /// Hook mode: the repository's name in that config.
+    pub repository: Option<String>,
+    /// Hook mode: an environment variable naming the pusher, tried before
+    /// `REMOTE_USER` and `GL_USER`.
+    pub user_variable: Option<String>,
+    /// Hook mode: the published view's sibling repository to keep in step.
+    pub published: Option<PathBuf>,
+}
+
+/// Who pushes, under which rules, and the published view to keep in step;
+/// or why nobody may push.
+fn resolve(options: &HookOptions) -> Result<(Context, Option<PathBuf>), String> {
+    let Some(config_file) = &options.config else {
+        // Behind `cadgate serve`: it authenticated the user and says so.
+        let user = env("CADGATE_USER").or_else(|| env("REMOTE_USER"));
+        let role = env("CADGATE_ROLE").and_then(|r| Role::parse(&r));
+        let (Some(user), Some(role)) = (user, role) else {
+            return Err("no authenticated user: cadgate refuses pushes without an identity".into());
+        };
+        let context = Context {
+            layout: Layout::new(
+                &env("CADGATE_BRANCH").unwrap_or_else(|| "main".into()),
+                &env("CADGATE_DIRECTORY").unwrap_or_default(),
+            ),
+            user,
+            role,
+            self_approval: env("CADGATE_SELF_APPROVAL").as_deref() == Some("true"),
+        };
+        return Ok((context, env("CADGATE_PUBLISHED").map(PathBuf::from)));
+    };
+    // Hook mode: the host authenticated the user; cadgate's config says
+    // what they may do.
+    let config = cadgate_config::Config::load(config_file).map_err(|e| {
+        format!(
+            "cadgate's config {} has problems ({}); run cadgate check-config {}",
+            config_file.display(),
+            e.to_string().lines().next().unwrap_or_default(),
+            config_file.display()
+        )
+    })?;
+    let name = options.repository.as_deref().unwrap_or_default();
+    let repository = config.repository(name).ok_or_else(|| {
+        format!(
+            "repository '{name}' is not in {}; reinstall with cadgate hook install --repository <name>",
+            config_file.display()
+        )
+    })?;
+    let variables: Vec<&str> = options
+        .user_variable
+        .iter()
+        .map(String::as_str)
+        .chain(["REMOTE_USER", "GL_USER"])
+        .collect();
+    let user = variables.iter().find_map(|v| env(v)).ok_or_else(|| {
+        format!(
+            "no authenticated user: none of {} is set; the Git host must authenticate pushes",
+            variables.join(", ")
+        )
+    })?;
+    let role = config
+        .user(&user)
+        .and_then(|u| u.role_for(name))
+        .ok_or_else(|| {
+            format!("user '{user}' has no role on repository '{name}' in cadgate's [[user]] table")
+        })?;
+    let context = Context {
+        layout: Layout::new(&repository.branch, &repository.directory),
+        user,
+        role,
+        self_approval: config.policy.self_approval,
+    };
+    Ok((context, options.published.clone()))
+}
+
+/// `proc-receive` behind `cadgate serve`: the server's environment says
+/// who pushes.
 pub fn proc_receive() -> Result<(), HookError> {
+    proc_receive_with(&HookOptions::default())
+}
+
+/// `proc-receive`: read the push from git, judge and apply it, report.
+pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
     let stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
     let request = read_request(stdin, &mut stdout)?;
-    let user = env("CADGATE_USER").or_else(|| env("REMOTE_USER"));
-    let role = env("CADGATE_ROLE").and_then(|r| Role::parse(&r));
-    let (Some(user), Some(role)) = (user, role) else {
-        let outcomes: Vec<Outcome> = request
-            .commands
-            .iter()
-            .map(|c| Outcome::Rejected {
-                refname: c.refname.clone(),
-                reason: "no authenticated user: cadgate refuses pushes without an identity".into(),
-            })
-            .collect();
-        write_outcomes(&mut stdout, &outcomes)?;
-        return Ok(());
+    let (context, published) = match resolve(options) {
+        Ok(resolved) => resolved,
+        Err(reason) => {
+            let outcomes: Vec<Outcome> = request
+                .commands
+                .iter()
+                .map(|c| Outcome::Rejected {
+                    refname: c.refname.clone(),
+                    reason: reason.clone(),
+                })
+                .collect();
+            write_outcomes(&mut stdout, &outcomes)?;
+            return Ok(());
+        }
     };
     let git_dir = PathBuf::from(env("GIT_DIR").unwrap_or_else(|| ".".into()));
-    let context = Context {
-        layout: Layout::new(
-            &env("CADGATE_BRANCH").unwrap_or_else(|| "main".into()),
-            &env("CADGATE_DIRECTORY").unwrap_or_default(),
-        ),
-        user,
-        role,
-        self_approval: env("CADGATE_SELF_APPROVAL").as_deref() == Some("true"),
-    };
     // One lifecycle transaction at a time per repository; the ref
     // transaction's compare-and-swap guards against everything else.
     let lock = std::fs::File::create(git_dir.join("cadgate.lock"))?;
@@ -75,9 +153,9 @@ pub fn proc_receive() -> Result<(), HookError> {
     // The published view follows under the same lock, so it never shows
     // publishes out of order; when the push returns, the view has it.
     let mut view_failure = None;
-    if let Some(published) = env("CADGATE_PUBLISHED") {
+    if let Some(published) = published {
         if !verdict.changed.is_empty() {
-            let view = PublishedRepo::at(std::path::Path::new(&published));
+            let view = PublishedRepo::at(&published);
             if let Err(e) = view.sync(&repo, &context.layout, Some(&verdict.changed)) {
                 view_failure = Some(e);
             }

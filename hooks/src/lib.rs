@@ -13,12 +13,14 @@
 //! - [`published`]: the published view's sibling repository, kept in step with publishing;
 //! - [`listing`]: every package revision, straight from refs;
 //! - [`proc_receive`]: the protocol git speaks with the `proc-receive` hook;
-//! - [`hook`]: the hook entry points (`cadgate-hook proc-receive`).
+//! - [`hook`]: the hook entry points (`cadgate-hook proc-receive`);
+//! - [`install`]: installing cadgate into a repository another Git server hosts.
 
 pub mod audit;
 pub mod enforce;
 pub mod git;
 pub mod hook;
+pub mod install;
 pub mod kptfile;
 pub mod lifecycle;
 pub mod listing;

@@ -53,7 +53,51 @@ enum Command {
 #[derive(Subcommand)]
 enum HookCommand {
     /// Judge and apply a push (git's proc-receive hook protocol on stdin/stdout).
-    ProcReceive,
+    ProcReceive {
+        #[command(flatten)]
+        mode: HookMode,
+    },
+    /// Install cadgate's hooks into a bare repository served by another Git
+    /// server (Apache + git http-backend, gitolite, ssh, file://).
+    Install {
+        /// The cadgate config: users, roles and the repository's settings.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The repository's name in the config.
+        #[arg(long, value_name = "NAME")]
+        repository: String,
+        /// The bare repository.
+        #[arg(value_name = "BARE_REPO_PATH")]
+        path: PathBuf,
+        /// An environment variable the host sets to the pusher's name, tried
+        /// before REMOTE_USER and GL_USER.
+        #[arg(long, value_name = "VAR")]
+        user_variable: Option<String>,
+        /// Where to keep the published view's repository (default: beside
+        /// the repository, NAME.published.git).
+        #[arg(long, value_name = "DIR")]
+        published: Option<PathBuf>,
+        /// Remove cadgate's hook and restore the settings it changed.
+        #[arg(long)]
+        uninstall: bool,
+    },
+}
+
+/// Hook mode: where a hook installed by `cadgate hook install` finds its rules.
+#[derive(clap::Args)]
+struct HookMode {
+    /// The cadgate config (hook mode; without it, the environment set by `cadgate serve`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The repository's name in the config.
+    #[arg(long, value_name = "NAME", requires = "config")]
+    repository: Option<String>,
+    /// The published view's repository to keep in step.
+    #[arg(long, value_name = "DIR")]
+    published: Option<PathBuf>,
+    /// An environment variable naming the pusher.
+    #[arg(long, value_name = "VAR")]
+    user_variable: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -85,9 +129,52 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Hook {
-            hook: HookCommand::ProcReceive,
+            hook: HookCommand::ProcReceive { mode },
         } => {
-            cadgate_hooks::hook::proc_receive().context("proc-receive hook failed")?;
+            let options = cadgate_hooks::hook::HookOptions {
+                config: mode.config,
+                repository: mode.repository,
+                user_variable: mode.user_variable,
+                published: mode.published,
+            };
+            cadgate_hooks::hook::proc_receive_with(&options).context("proc-receive hook failed")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Hook {
+            hook:
+                HookCommand::Install {
+                    config,
+                    repository,
+                    path,
+                    user_variable,
+                    published,
+                    uninstall,
+                },
+        } => {
+            let executable = std::env::current_exe()
+                .context("cannot find the cadgate executable to install as the hook")?;
+            let installation = cadgate_hooks::install::Installation {
+                repository_dir: path.clone(),
+                config,
+                repository,
+                command: vec![executable, PathBuf::from("hook")],
+                user_variable,
+                published,
+            };
+            if uninstall {
+                installation.uninstall()?;
+                println!(
+                    "removed cadgate from {} (the published view's repository is kept)",
+                    path.display()
+                );
+            } else {
+                let installed = installation.install()?;
+                println!("installed {}", installed.hook.display());
+                println!(
+                    "published view: {} (serve it read-only to Config Sync)",
+                    installed.published.display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => match Config::load(&file) {

@@ -4,8 +4,12 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
-        Some("proc-receive") => match cadgate_hooks::hook::proc_receive() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("proc-receive") => match options(&args[1..])
+            .map_err(|e| e.to_string())
+            .and_then(|o| cadgate_hooks::hook::proc_receive_with(&o).map_err(|e| e.to_string()))
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("cadgate-hook: {e}");
@@ -17,8 +21,29 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: cadgate-hook proc-receive\n(git runs this as a hook)");
+            eprintln!("usage: cadgate-hook proc-receive [--config FILE --repository NAME] [--published DIR] [--user-variable VAR]\n(git runs this as a hook)");
             ExitCode::from(2)
         }
     }
+}
+
+/// The hook-mode flags (see `cadgate hook proc-receive --help`).
+fn options(args: &[String]) -> Result<cadgate_hooks::hook::HookOptions, String> {
+    let mut options = cadgate_hooks::hook::HookOptions::default();
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let mut value = || {
+            rest.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--config" => options.config = Some(value()?.into()),
+            "--repository" => options.repository = Some(value()?),
+            "--published" => options.published = Some(value()?.into()),
+            "--user-variable" => options.user_variable = Some(value()?),
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    Ok(options)
 }

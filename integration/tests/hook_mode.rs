@@ -1,0 +1,246 @@
+//! Hook mode (contract §9): cadgate installed into bare repositories that
+//! another Git host serves. The lifecycle scenario list runs unchanged over
+//! `file://`, with the pusher named by an environment variable, and install,
+//! reinstall and uninstall leave the repository and its own hooks intact.
+
+use std::path::{Path, PathBuf};
+
+use cadgate_integration::scenarios::{self, Transport, DIRECTORY, LAYOUTS, NESTED, ROOT};
+use cadgate_integration::*;
+
+/// The variable the installed hook reads the pusher's name from.
+const PUSHER: &str = "CADGATE_TEST_PUSHER";
+
+/// Bare repositories with cadgate installed, pushed to over `file://`.
+struct FileHost {
+    dir: tempfile::TempDir,
+}
+
+/// A bare repository with an initial commit on `main`, as a host would have.
+fn bare_repository(path: &Path) {
+    let client = GitClient::new();
+    client.git(&[
+        "init",
+        "-q",
+        "--bare",
+        "-b",
+        "main",
+        &path.display().to_string(),
+    ]);
+    client.git(&["init", "-q", "-b", "main", "seed"]);
+    client.commit_files("seed", &[("README.md", b"hosted elsewhere\n")], "initial");
+    client.git(&[
+        "-C",
+        "seed",
+        "push",
+        "-q",
+        &path.display().to_string(),
+        "main",
+    ]);
+}
+
+fn install(config: &Path, name: &str, repo: &Path, extra: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(cadgate_bin());
+    command
+        .args(["hook", "install", "--config"])
+        .arg(config)
+        .args(["--repository", name])
+        .args(extra)
+        .arg(repo);
+    command.output().expect("run cadgate hook install")
+}
+
+impl FileHost {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("cadgate.toml");
+        std::fs::write(&config, scenarios::cadgate_config()).expect("config");
+        for layout in LAYOUTS {
+            let repo = dir.path().join(format!("{}.git", layout.repository));
+            bare_repository(&repo);
+            let out = install(
+                &config,
+                layout.repository,
+                &repo,
+                &["--user-variable", PUSHER],
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Self { dir }
+    }
+}
+
+impl Transport for FileHost {
+    fn name(&self) -> String {
+        "file:// with the hook".into()
+    }
+
+    fn clone_as(&self, user: &str, repository: &str) -> GitClient {
+        let client = GitClient::new().with_env(PUSHER, user);
+        let url = format!("file://{}", self.repository_dir(repository).display());
+        client.git(&["clone", "-q", &url, "w"]);
+        client
+    }
+
+    fn repository_dir(&self, repository: &str) -> PathBuf {
+        self.dir.path().join(format!("{repository}.git"))
+    }
+}
+
+#[test]
+fn every_transition_over_file_urls_at_the_root() {
+    scenarios::run_all(&FileHost::start(), ROOT);
+}
+
+#[test]
+fn every_transition_over_file_urls_nested_and_below_a_directory() {
+    let host = FileHost::start();
+    scenarios::run_all(&host, NESTED);
+    scenarios::run_all(&host, DIRECTORY);
+}
+
+#[test]
+fn each_role_over_file_urls() {
+    scenarios::role_matrix(&FileHost::start(), ROOT);
+}
+
+#[test]
+fn a_push_without_an_identity_or_by_a_stranger_is_refused() {
+    let host = FileHost::start();
+    let url = format!("file://{}", host.repository_dir("root").display());
+    for (who, expect) in [
+        (None, "no authenticated user"),
+        (Some("mallory"), "user 'mallory' has no role"),
+    ] {
+        let client = match who {
+            Some(name) => GitClient::new().with_env(PUSHER, name),
+            None => GitClient::new(),
+        };
+        client.git(&["clone", "-q", &url, "w"]);
+        client.commit_package("w", "pkg", &[], "pkg");
+        let out = client.git_fails(&["-C", "w", "push", "origin", "HEAD:refs/heads/drafts/pkg/ws"]);
+        assert!(stderr(&out).contains(expect), "{}", stderr(&out));
+        assert!(server_ref(&host.repository_dir("root"), "refs/heads/drafts/pkg/ws").is_none());
+    }
+}
+
+#[test]
+fn publishing_keeps_the_published_sibling_in_step() {
+    let host = FileHost::start();
+    let lab = scenarios::Lab::new(&host, ROOT, "sibling");
+    let f = lab.f();
+    lab.release(&f, "ws", "n: 1\n");
+    lab.draft("alice", &f, "secret", "secret: 1\n");
+    let sibling = host.dir.path().join("root.published.git");
+    let refs = server_git(&sibling, &["for-each-ref", "--format=%(refname)"]);
+    assert_eq!(refs, format!("refs/heads/main\nrefs/tags/{f}/v1"));
+    assert_eq!(
+        server_git(&sibling, &["rev-parse", "main"]),
+        lab.server_ref("refs/heads/main").expect("main")
+    );
+    assert_eq!(
+        server_git(&sibling, &["config", "http.receivepack"]),
+        "false"
+    );
+}
+
+#[test]
+fn install_reinstall_and_uninstall_keep_the_repository_and_its_own_hooks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("cadgate.toml");
+    std::fs::write(&config, scenarios::cadgate_config()).expect("config");
+    let repo = dir.path().join("root.git");
+    bare_repository(&repo);
+    // The host's own hook: logs every push.
+    let log = dir.path().join("pushes.log");
+    let own = repo.join("hooks/post-receive");
+    std::fs::write(&own, format!("#!/bin/sh\ncat >> '{}'\n", log.display())).expect("hook");
+    std::fs::set_permissions(&own, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    server_git(&repo, &["config", "receive.fsckObjects", "false"]);
+    let config_before = server_git(&repo, &["config", "--list", "--local"]);
+
+    for _ in 0..2 {
+        let out = install(&config, "root", &repo, &["--user-variable", PUSHER]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("published view"));
+    }
+    // Enforced, and the host's hook still runs.
+    let client = GitClient::new().with_env(PUSHER, "alice");
+    let url = format!("file://{}", repo.display());
+    client.git(&["clone", "-q", &url, "w"]);
+    client.commit_package("w", "pkg", &[], "pkg");
+    let out = client.git_fails(&["-C", "w", "push", "origin", "HEAD:main"]);
+    assert!(
+        stderr(&out).contains("[direct-push-to-branch]"),
+        "{}",
+        stderr(&out)
+    );
+    client.git(&[
+        "-C",
+        "w",
+        "push",
+        "-q",
+        "origin",
+        "HEAD:refs/heads/drafts/pkg/ws",
+    ]);
+    let logged = std::fs::read_to_string(&log).expect("the host's hook ran");
+    assert!(logged.contains("refs/heads/drafts/pkg/ws"), "{logged}");
+    assert_eq!(
+        std::fs::read_to_string(&own).expect("hook").lines().count(),
+        2
+    );
+
+    // A foreign proc-receive is never overwritten.
+    let other = tempfile::tempdir().expect("tempdir");
+    let foreign_repo = other.path().join("x.git");
+    bare_repository(&foreign_repo);
+    std::fs::write(
+        foreign_repo.join("hooks/proc-receive"),
+        "#!/bin/sh\nexit 0\n",
+    )
+    .expect("hook");
+    let out = install(&config, "root", &foreign_repo, &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another program's proc-receive"));
+    assert_eq!(
+        std::fs::read_to_string(foreign_repo.join("hooks/proc-receive")).expect("hook"),
+        "#!/bin/sh\nexit 0\n"
+    );
+
+    // Uninstall: no cadgate hook, settings as before, the host's hook stays.
+    let out = install(&config, "root", &repo, &["--uninstall"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!repo.join("hooks/proc-receive").exists());
+    assert_eq!(
+        server_git(&repo, &["config", "--list", "--local"]),
+        config_before
+    );
+    client.git(&[
+        "-C",
+        "w",
+        "push",
+        "-q",
+        "origin",
+        "HEAD:refs/heads/anything",
+    ]);
+    assert!(std::fs::read_to_string(&log)
+        .expect("log")
+        .contains("refs/heads/anything"));
+    // Unknown repository names and broken configs are refused clearly.
+    let out = install(&config, "nope", &repo, &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("repository 'nope' is not in the config"));
+    assert!(!repo.join("hooks/proc-receive").exists());
+}
