@@ -14,6 +14,9 @@ need=()
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
+# Apache httpd + git http-backend: the third-party Git host of the hook-mode tests.
+[ -x /usr/sbin/apache2 ] || need+=(apache2)
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   sudo_cmd=""

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+pub mod apache;
+pub mod config_sync;
 pub mod scenarios;
 
 /// The `cadgate` binary under test: `$CADGATE_BIN`, or the one cargo built
@@ -637,6 +639,8 @@ pub fn stderr(out: &Output) -> String {
 /// Run git directly on a server-side bare repository; trimmed stdout.
 pub fn server_git(repo: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
+        // Repositories a test host owns (Apache's user) are still ours to read.
+        .args(["-c", "safe.directory=*"])
         .arg("--git-dir")
         .arg(repo)
         .args(args)
@@ -655,6 +659,7 @@ pub fn server_git(repo: &Path, args: &[&str]) -> String {
 /// The value of `name` in a server-side bare repository, if it exists.
 pub fn server_ref(repo: &Path, name: &str) -> Option<String> {
     let out = Command::new("git")
+        .args(["-c", "safe.directory=*"])
         .arg("--git-dir")
         .arg(repo)
         .args(["rev-parse", "--verify", "-q", name])

@@ -402,7 +402,7 @@ impl<'t> Lab<'t> {
     pub fn object(&self, rev: &str, path: &str) -> Option<String> {
         let dir = self.transport.repository_dir(self.layout.repository);
         let out = std::process::Command::new("git")
-            .arg("--git-dir")
+            .args(["-c", "safe.directory=*", "--git-dir"])
             .arg(&dir)
             .args(["rev-parse", "--verify", "-q", &format!("{rev}:{path}")])
             .output()

@@ -244,3 +244,155 @@ fn install_reinstall_and_uninstall_keep_the_repository_and_its_own_hooks() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("repository 'nope' is not in the config"));
     assert!(!repo.join("hooks/proc-receive").exists());
 }
+
+// ---- Apache + git http-backend --------------------------------------------
+
+/// Repositories served by Apache + `git http-backend` with cadgate installed.
+struct ApacheHost {
+    apache: cadgate_integration::apache::Apache,
+}
+
+impl ApacheHost {
+    fn start() -> Self {
+        let apache = cadgate_integration::apache::Apache::new();
+        let scratch = apache.scratch();
+        // The hook runs as Apache's user: give it its own copy of cadgate.
+        let bin = scratch.join("cadgate");
+        std::fs::copy(cadgate_bin(), &bin).expect("copy cadgate");
+        let config = scratch.join("cadgate.toml");
+        std::fs::write(&config, scenarios::cadgate_config()).expect("config");
+        for layout in LAYOUTS {
+            let repo = apache.root().join(format!("{}.git", layout.repository));
+            bare_repository(&repo);
+            let out = std::process::Command::new(&bin)
+                .args(["hook", "install", "--config"])
+                .arg(&config)
+                .args(["--repository", layout.repository])
+                .arg(&repo)
+                .output()
+                .expect("cadgate hook install");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let users: Vec<TestUser> = scenarios::USERS
+            .iter()
+            .map(|(u, _)| TestUser::new(u))
+            .collect();
+        apache.start(&users);
+        Self { apache }
+    }
+}
+
+impl Transport for ApacheHost {
+    fn name(&self) -> String {
+        "Apache + git http-backend with the hook".into()
+    }
+
+    fn clone_as(&self, user: &str, repository: &str) -> GitClient {
+        let client = GitClient::new();
+        client.git(&[
+            "clone",
+            "-q",
+            &self.apache.url_as(&TestUser::new(user), repository),
+            "w",
+        ]);
+        client
+    }
+
+    fn repository_dir(&self, repository: &str) -> PathBuf {
+        self.apache.root().join(format!("{repository}.git"))
+    }
+}
+
+#[test]
+fn every_transition_through_apache_at_the_root() {
+    scenarios::run_all(&ApacheHost::start(), ROOT);
+}
+
+#[test]
+fn every_transition_through_apache_nested_and_below_a_directory() {
+    let host = ApacheHost::start();
+    scenarios::run_all(&host, NESTED);
+    scenarios::run_all(&host, DIRECTORY);
+}
+
+#[test]
+fn each_role_through_apache() {
+    scenarios::role_matrix(&ApacheHost::start(), NESTED);
+}
+
+#[test]
+fn config_sync_clones_the_published_sibling_through_apache() {
+    use cadgate_integration::config_sync::{git_sync_poll, git_sync_root, synced_file};
+    let host = ApacheHost::start();
+    let lab = scenarios::Lab::new(&host, ROOT, "deployed");
+    let f = lab.f();
+    lab.release(&f, "one", "n: 1\n");
+    lab.release(&f, "two", "n: 2\n");
+    lab.draft("alice", &f, "secret", "secret: 1\n");
+    let draft = lab
+        .server_ref(&format!("refs/heads/drafts/{f}/secret"))
+        .expect("draft");
+    let url = host.apache.url_as(&TestUser::new("rita"), "root.published");
+    let reader = GitClient::new();
+    let refs: Vec<String> = stdout(&reader.git(&["ls-remote", &url]))
+        .lines()
+        .map(|l| l.split('\t').nth(1).unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        refs,
+        vec![
+            "HEAD".to_string(),
+            "refs/heads/main".into(),
+            format!("refs/tags/{f}/v1"),
+            format!("refs/tags/{f}/v2")
+        ]
+    );
+    let (client, root) = git_sync_root(&url);
+    let v1 = lab.server_ref(&format!("refs/tags/{f}/v1")).expect("v1");
+    assert_eq!(
+        git_sync_poll(&client, &root, &url, &format!("{f}/v1"), 500),
+        v1
+    );
+    assert_eq!(
+        synced_file(&root, &format!("{f}/data.yaml")).as_deref(),
+        Some("n: 1\n")
+    );
+    let main = lab.server_ref("refs/heads/main").expect("main");
+    assert_eq!(git_sync_poll(&client, &root, &url, "main", 1), main);
+    // kpt: the nested tag by name over a URL without .git, then by SHA.
+    let kpt = GitClient::new();
+    kpt.git(&["init", "-q", "c"]);
+    kpt.git(&[
+        "-C",
+        "c",
+        "remote",
+        "add",
+        "origin",
+        url.trim_end_matches(".git"),
+    ]);
+    kpt.git(&[
+        "-C",
+        "c",
+        "fetch",
+        "-q",
+        "origin",
+        "--depth=1",
+        &format!("{f}/v2"),
+    ]);
+    kpt.git(&["-C", "c", "fetch", "-q", "origin", "--depth=1", &v1]);
+    // The draft never reached the sibling; pushing to it is refused.
+    let fresh = GitClient::new();
+    fresh.git(&["init", "-q", "f"]);
+    let err = stderr(&fresh.git_fails(&["-C", "f", "fetch", "-q", &url, &draft]));
+    assert!(
+        err.contains("not our ref") || err.contains("unadvertised"),
+        "{err}"
+    );
+    let pusher = host.clone_as("ada", "root");
+    let err = stderr(&pusher.git_fails(&["-C", "w", "push", &url, "HEAD:refs/heads/x"]));
+    assert!(err.contains("403"), "{err}");
+}
