@@ -23,6 +23,8 @@ if ((${#need[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}"
+  # The tests start their own Apache on free ports; the packaged service is not needed.
+  if [[ " ${need[*]} " == *" apache2 "* ]]; then $sudo_cmd service apache2 stop >/dev/null 2>&1 || true; fi
 fi
 
 # dulwich: a Git implementation other than git, for the published-view test.
