@@ -248,6 +248,8 @@ impl Installation {
             }
             std::fs::remove_file(&hook).map_err(|e| io("remove", &hook, e))?;
         }
+        // The lock file pushes left behind.
+        let _ = std::fs::remove_file(dir.join("cadgate.lock"));
         let record = dir.join(RECORD);
         if let Ok(text) = std::fs::read_to_string(&record) {
             for line in text.lines() {

@@ -228,6 +228,9 @@ fn install_reinstall_and_uninstall_keep_the_repository_and_its_own_hooks() {
         server_git(&repo, &["config", "--list", "--local"]),
         config_before
     );
+    for leftover in ["cadgate.lock", "cadgate-install.record"] {
+        assert!(!repo.join(leftover).exists(), "{leftover} left behind");
+    }
     client.git(&[
         "-C",
         "w",
