@@ -17,6 +17,9 @@ Writes its section of BENCHMARKS.md. Usage:
 """
 import argparse, datetime, importlib.util, os, shutil, socket, statistics, subprocess, sys, tempfile, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks_md import write_section  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 spec = importlib.util.spec_from_file_location("bench_publish", os.path.join(ROOT, "scripts", "bench-publish.py"))
 bench_publish = importlib.util.module_from_spec(spec)
@@ -132,15 +135,7 @@ Two copies of a repository with {args.packages:,} published packages behind one 
 
 Goal: a draft push ≤ 1.3× the unhooked push — {dh / dp:.2f}×, {met(dh / dp <= 1.3)}. Publishing through the hook also writes the approval commit, the tag, the audit note and the published sibling.
 <!-- bench-hook-mode:end -->"""
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    text = open(path).read()
-    start, end = "<!-- bench-hook-mode:start -->", "<!-- bench-hook-mode:end -->"
-    if start in text and end in text:
-        text = text[:text.index(start)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    open(path, "w").write(text)
-    print(section)
+    write_section("bench-hook-mode", section)
 
 
 if __name__ == "__main__":

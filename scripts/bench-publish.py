@@ -13,6 +13,9 @@ Writes its section of BENCHMARKS.md. Usage:
 """
 import argparse, hashlib, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request, datetime
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks_md import write_section  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -176,15 +179,7 @@ Publish p99 within 1.5× from the smallest to the largest repository — {growth
 (git's own ref advertisement, `--not --all` negotiation and connectivity check over N tags, and an N-entry root tree in every commit); what the hook adds is {added}.
 Draft push ≤ 1.3× the unhooked push — worst {overhead:.2f}×, {met(overhead <= 1.3)}.
 <!-- bench-publish:end -->"""
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    start, end = "<!-- bench-publish:start -->", "<!-- bench-publish:end -->"
-    if start in text and end in text:
-        text = text[:text.index(start)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    open(path, "w").write(text)
-    print(section)
+    write_section("bench-publish", section)
 
 
 if __name__ == "__main__":

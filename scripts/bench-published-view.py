@@ -19,6 +19,9 @@ Writes its section of BENCHMARKS.md. Usage:
 """
 import argparse, datetime, hashlib, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks_md import write_section  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -189,15 +192,7 @@ Every poll's `ls-refs` carries `ref-prefix refs/tags/` (git follows tags by defa
 
 Goals (branch poll): p50 ≤ 15 ms — {branch[1]:.1f} ms, {met(branch[1] <= 15)}; ≥ 2,000 polling clusters per core — {per_core:,.0f}, {met(per_core >= 2000)}; ratio ≤ 1.2 — {branch[1] / branch[4]:.2f}×, {met(branch[1] / branch[4] <= 1.2)}.
 <!-- bench-published-view:end -->"""
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    start, end = "<!-- bench-published-view:start -->", "<!-- bench-published-view:end -->"
-    if start in text and end in text:
-        text = text[:text.index(start)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    open(path, "w").write(text)
-    print(section)
+    write_section("bench-published-view", section)
 
 
 if __name__ == "__main__":

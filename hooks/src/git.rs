@@ -122,30 +122,9 @@ impl Repo {
     }
 
     fn run(&self, args: &[&str], input: Option<&[u8]>) -> Result<String, GitError> {
-        let error = |detail: String| self.error(&args.join(" "), detail);
-        let mut child = Command::new(&self.git)
-            .arg("--git-dir")
-            .arg(&self.git_dir)
-            .args(args)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| error(e.to_string()))?;
-        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin.write_all(data).map_err(|e| error(e.to_string()))?;
-        }
-        let out = child.wait_with_output().map_err(|e| error(e.to_string()))?;
-        if !out.status.success() {
-            return Err(error(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let mut command = Command::new(&self.git);
+        command.arg("--git-dir").arg(&self.git_dir).args(args);
+        run_command(command, &args.join(" "), &self.git_dir, input)
     }
 
     fn oid(&self, hex: &str) -> Result<ObjectId, GitError> {
@@ -590,6 +569,37 @@ impl Repo {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Run a git `command` (about `git_dir`, described as `what`), feeding it
+/// `input`; its stdout, or its stderr as the error.
+pub(crate) fn run_command(
+    mut command: Command,
+    what: &str,
+    git_dir: &Path,
+    input: Option<&[u8]>,
+) -> Result<String, GitError> {
+    let error = |detail: String| GitError::new(what, git_dir, detail);
+    let mut child = command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| error(e.to_string()))?;
+    if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(data).map_err(|e| error(e.to_string()))?;
+    }
+    let out = child.wait_with_output().map_err(|e| error(e.to_string()))?;
+    if !out.status.success() {
+        return Err(error(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn join(prefix: &str, name: &str) -> String {

@@ -19,7 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::git::{GitError, Repo};
+use crate::git::{run_command, GitError, Repo};
 use crate::refs::{Layout, RefKind};
 
 /// The file in the sibling repository listing withdrawn commits, one per line.
@@ -93,28 +93,14 @@ impl PublishedRepo {
     }
 
     fn run(&self, args: &[&str], input: Option<&str>) -> Result<String, GitError> {
-        let what = args.join(" ");
-        let mut child = self
-            .git(&self.dir)
-            .args(args)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| self.error(&what, e))?;
-        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin
-                .write_all(text.as_bytes())
-                .map_err(|e| self.error(&what, e))?;
-        }
-        let out = child.wait_with_output().map_err(|e| self.error(&what, e))?;
-        if !out.status.success() {
-            return Err(self.error(&what, String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let mut command = self.git(&self.dir);
+        command.args(args);
+        run_command(
+            command,
+            &args.join(" "),
+            &self.dir,
+            input.map(str::as_bytes),
+        )
     }
 
     /// Create the sibling if it does not exist and apply its settings, with

@@ -1055,6 +1055,24 @@ struct Step {
     refspec: fn(&str, &str, &str) -> String,
 }
 
+/// A draft of `f` in `ws` by alice; returns its commit.
+fn drafted(lab: &Lab, f: &str, ws: &str, _: &str) -> String {
+    lab.draft("alice", f, ws, &format!("ws: {ws}\n"))
+}
+
+/// A proposal of `f` in `ws` by alice; returns its commit.
+fn proposed(lab: &Lab, f: &str, ws: &str, user: &str) -> String {
+    drafted(lab, f, ws, user);
+    lab.propose("alice", f, ws)
+}
+
+/// A published revision of `f` whose deletion alice proposed; returns N.
+fn deletion_proposed(lab: &Lab, f: &str, ws: &str, _: &str) -> String {
+    let n = lab.release(f, ws, "n: 1\n");
+    lab.propose_deletion("alice", f, n);
+    n.to_string()
+}
+
 const STEPS: &[Step] = &[
     Step {
         name: "save a draft",
@@ -1065,22 +1083,19 @@ const STEPS: &[Step] = &[
     Step {
         name: "delete a draft",
         needs: "author",
-        setup: |lab, f, ws, _| lab.draft("alice", f, ws, "n: 1\n"),
+        setup: drafted,
         refspec: |f, ws, _| format!(":refs/heads/drafts/{f}/{ws}"),
     },
     Step {
         name: "propose",
         needs: "author",
-        setup: |lab, f, ws, _| lab.draft("alice", f, ws, "n: 1\n"),
+        setup: drafted,
         refspec: |f, ws, commit| format!("{commit}:refs/heads/proposed/{f}/{ws}"),
     },
     Step {
         name: "delete a proposal",
         needs: "author",
-        setup: |lab, f, ws, _| {
-            lab.draft("alice", f, ws, "n: 1\n");
-            lab.propose("alice", f, ws)
-        },
+        setup: proposed,
         refspec: |f, ws, _| format!(":refs/heads/proposed/{f}/{ws}"),
     },
     Step {
@@ -1092,39 +1107,25 @@ const STEPS: &[Step] = &[
     Step {
         name: "reject a proposal",
         needs: "approver",
-        setup: |lab, f, ws, _| {
-            lab.draft("alice", f, ws, "n: 1\n");
-            lab.propose("alice", f, ws)
-        },
+        setup: proposed,
         refspec: |f, ws, commit| format!("{commit}:refs/heads/drafts/{f}/{ws}"),
     },
     Step {
         name: "publish",
         needs: "approver",
-        setup: |lab, f, ws, _| {
-            lab.draft("alice", f, ws, &format!("ws: {ws}\n"));
-            lab.propose("alice", f, ws)
-        },
+        setup: proposed,
         refspec: |_, _, commit| format!("+{commit}:refs/heads/{BRANCH}"),
     },
     Step {
         name: "reject a deletion",
         needs: "approver",
-        setup: |lab, f, ws, _| {
-            let n = lab.release(f, ws, "n: 1\n");
-            lab.propose_deletion("alice", f, n);
-            n.to_string()
-        },
+        setup: deletion_proposed,
         refspec: |f, _, n| format!(":refs/heads/deletionProposed/{f}/v{n}"),
     },
     Step {
         name: "approve a deletion",
         needs: "approver",
-        setup: |lab, f, ws, _| {
-            let n = lab.release(f, ws, "n: 1\n");
-            lab.propose_deletion("alice", f, n);
-            n.to_string()
-        },
+        setup: deletion_proposed,
         refspec: |f, _, n| format!(":refs/tags/{f}/v{n}"),
     },
 ];

@@ -11,6 +11,21 @@ use cadgate_integration::*;
 /// The variable the installed hook reads the pusher's name from.
 const PUSHER: &str = "CADGATE_TEST_PUSHER";
 
+/// The scenario repositories in `dir`, each with cadgate installed by `bin`.
+fn hosted_repositories(bin: &Path, config: &Path, dir: &Path, extra: &[&str]) {
+    std::fs::write(config, scenarios::cadgate_config()).expect("config");
+    for layout in LAYOUTS {
+        let repo = dir.join(format!("{}.git", layout.repository));
+        bare_repository(&repo);
+        let out = install_with(bin, config, layout.repository, &repo, extra);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// Bare repositories with cadgate installed, pushed to over `file://`.
 struct FileHost {
     dir: tempfile::TempDir,
@@ -40,7 +55,18 @@ fn bare_repository(path: &Path) {
 }
 
 fn install(config: &Path, name: &str, repo: &Path, extra: &[&str]) -> std::process::Output {
-    let mut command = std::process::Command::new(cadgate_bin());
+    install_with(&cadgate_bin(), config, name, repo, extra)
+}
+
+/// `cadgate hook install` with the given cadgate binary.
+fn install_with(
+    bin: &Path,
+    config: &Path,
+    name: &str,
+    repo: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut command = std::process::Command::new(bin);
     command
         .args(["hook", "install", "--config"])
         .arg(config)
@@ -53,23 +79,12 @@ fn install(config: &Path, name: &str, repo: &Path, extra: &[&str]) -> std::proce
 impl FileHost {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("cadgate.toml");
-        std::fs::write(&config, scenarios::cadgate_config()).expect("config");
-        for layout in LAYOUTS {
-            let repo = dir.path().join(format!("{}.git", layout.repository));
-            bare_repository(&repo);
-            let out = install(
-                &config,
-                layout.repository,
-                &repo,
-                &["--user-variable", PUSHER],
-            );
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        hosted_repositories(
+            &cadgate_bin(),
+            &dir.path().join("cadgate.toml"),
+            dir.path(),
+            &["--user-variable", PUSHER],
+        );
         Self { dir }
     }
 }
@@ -262,24 +277,7 @@ impl ApacheHost {
         // The hook runs as Apache's user: give it its own copy of cadgate.
         let bin = scratch.join("cadgate");
         std::fs::copy(cadgate_bin(), &bin).expect("copy cadgate");
-        let config = scratch.join("cadgate.toml");
-        std::fs::write(&config, scenarios::cadgate_config()).expect("config");
-        for layout in LAYOUTS {
-            let repo = apache.root().join(format!("{}.git", layout.repository));
-            bare_repository(&repo);
-            let out = std::process::Command::new(&bin)
-                .args(["hook", "install", "--config"])
-                .arg(&config)
-                .args(["--repository", layout.repository])
-                .arg(&repo)
-                .output()
-                .expect("cadgate hook install");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        hosted_repositories(&bin, &scratch.join("cadgate.toml"), &apache.root(), &[]);
         let users: Vec<TestUser> = scenarios::USERS
             .iter()
             .map(|(u, _)| TestUser::new(u))
