@@ -31,6 +31,7 @@ const REPOSITORY_KEYS: &[&str] = &[
     "deployment",
     "published_anonymous",
     "upstream",
+    "upstream_credentials",
 ];
 const POLICY_KEYS: &[&str] = &["self_approval"];
 const USER_KEYS: &[&str] = &["name", "token_sha256", "roles", "repositories"];
@@ -271,6 +272,15 @@ impl Walk<'_> {
                     f.bad(span, "upstream", format!("{upstream:?} is not a Git URL starting with http://, https://, file:// or ssh://"));
                 }
                 repo.upstream = Some(upstream);
+            }
+            if let Some((credentials, span)) = f.string("upstream_credentials") {
+                let ok = ["env:", "file:"]
+                    .iter()
+                    .any(|p| credentials.starts_with(p) && credentials.len() > p.len());
+                if !ok {
+                    f.bad(span, "upstream_credentials", "must be \"env:VARIABLE\" or \"file:/path\" naming where `user:token` for the upstream is kept (never the secret itself)".to_string());
+                }
+                repo.upstream_credentials = Some(credentials);
             }
             let line = self.line_of(name_span.clone());
             match seen.get(&name) {

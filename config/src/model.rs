@@ -84,6 +84,9 @@ pub struct RepositoryConfig {
     pub published_anonymous: bool,
     /// `upstream`: forward mode's upstream URL.
     pub upstream: Option<String>,
+    /// `upstream_credentials`: `env:VARIABLE` or `file:/path` holding
+    /// `user:token` for the upstream (HTTP Basic).
+    pub upstream_credentials: Option<String>,
 }
 
 impl RepositoryConfig {
@@ -96,6 +99,7 @@ impl RepositoryConfig {
             deployment: false,
             published_anonymous: false,
             upstream: None,
+            upstream_credentials: None,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use cadgate_config::Role;
 
 use crate::audit::{self, AuditLog};
+use crate::forward::{ForwardError, Upstream};
 use crate::git::{GitError, RefEdit, Repo, Signature};
 use crate::kptfile::{Kptfile, KPTFILE};
 use crate::lifecycle::{authorize, classify, Refs, Refusal, Transition};
@@ -25,6 +26,8 @@ pub struct Context {
     pub role: Role,
     /// `[policy] self_approval`.
     pub self_approval: bool,
+    /// Forward mode: the upstream that must accept every change first.
+    pub upstream: Option<Upstream>,
 }
 
 /// The refs as they were when the push was judged.
@@ -123,6 +126,9 @@ pub struct Verdict {
     pub messages: Vec<String>,
     /// The refs the push changed (full names), empty when nothing landed.
     pub changed: Vec<String>,
+    /// Forward mode: the upstream refused because a ref moved there; judging
+    /// again after refreshing the mirror may succeed.
+    pub upstream_moved: bool,
 }
 
 /// How one accepted ref update is carried out.
@@ -204,9 +210,10 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
     let notes_tip = snapshot.get(NOTES);
     let applied = audit
         .commit(repo, notes_tip.as_deref(), &context.user)
+        .map_err(Failure::Local)
         .and_then(|notes| {
             edits.extend(notes);
-            repo.update_refs(&edits, &format!("cadgate: push by {}", context.user))
+            apply(repo, context, &edits)
         });
     for (i, plan) in planned {
         let refname = request.commands[i].refname.clone();
@@ -218,12 +225,20 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
                     rewritten: None,
                 }
             }
-            Err(e) => Outcome::Rejected {
+            Err(Failure::Local(e)) => Outcome::Rejected {
                 refname,
                 reason: format!(
                     "refs changed while this push was judged; fetch and push again ({})",
                     first_line(&e.to_string())
                 ),
+            },
+            Err(Failure::Upstream(e @ ForwardError::Moved(_))) => Outcome::Rejected {
+                refname,
+                reason: format!("{e}; fetch and push again"),
+            },
+            Err(Failure::Upstream(e)) => Outcome::Rejected {
+                refname,
+                reason: format!("{e}; nothing was changed, push again once it answers"),
             },
         });
     }
@@ -235,7 +250,32 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
         outcomes: outcomes.into_iter().flatten().collect(),
         messages,
         changed,
+        upstream_moved: matches!(applied, Err(Failure::Upstream(ForwardError::Moved(_)))),
     })
+}
+
+/// Why accepted edits did not land.
+enum Failure {
+    /// The local ref transaction failed (a ref moved meanwhile).
+    Local(GitError),
+    /// Forward mode: the upstream refused or could not be reached.
+    Upstream(ForwardError),
+}
+
+/// Carry out `edits`: in forward mode upstream first (all or nothing, each
+/// ref compared with its expected value there), then in the mirror.
+fn apply(repo: &Repo, context: &Context, edits: &[RefEdit]) -> Result<(), Failure> {
+    let message = format!("cadgate: push by {}", context.user);
+    let Some(upstream) = &context.upstream else {
+        return repo.update_refs(edits, &message).map_err(Failure::Local);
+    };
+    upstream.push(repo, edits).map_err(Failure::Upstream)?;
+    // The upstream has it. Should the mirror have moved meanwhile, it is
+    // brought in step from the upstream instead.
+    if repo.update_refs(edits, &message).is_err() {
+        let _ = upstream.fetch(repo.git_dir());
+    }
+    Ok(())
 }
 
 fn first_line(s: &str) -> &str {

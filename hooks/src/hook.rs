@@ -70,6 +70,7 @@ fn resolve(options: &HookOptions) -> Result<(Context, Option<PathBuf>), String> 
             user,
             role,
             self_approval: env("CADGATE_SELF_APPROVAL").as_deref() == Some("true"),
+            upstream: crate::forward::Upstream::from_env(),
         };
         return Ok((context, env("CADGATE_PUBLISHED").map(PathBuf::from)));
     };
@@ -113,6 +114,7 @@ fn resolve(options: &HookOptions) -> Result<(Context, Option<PathBuf>), String> 
         user,
         role,
         self_approval: config.policy.self_approval,
+        upstream: None,
     };
     Ok((context, options.published.clone()))
 }
@@ -148,8 +150,23 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
     // transaction's compare-and-swap guards against everything else.
     let lock = std::fs::File::create(git_dir.join("cadgate.lock"))?;
     lock.lock()?;
-    let repo = Repo::open(&git_dir)?;
-    let verdict = enforce(&repo, &context, &request)?;
+    let mut repo = Repo::open(&git_dir)?;
+    let mut verdict = enforce(&repo, &context, &request)?;
+    // Forward mode: a ref moved upstream (another replica published, say).
+    // Refresh the mirror and judge again, a bounded number of times.
+    for attempt in 1..=8u64 {
+        let Some(upstream) = context.upstream.as_ref().filter(|_| verdict.upstream_moved) else {
+            break;
+        };
+        // Replicas that collided back off by different amounts.
+        let jitter = u64::from(std::process::id() % 7) * 5;
+        std::thread::sleep(std::time::Duration::from_millis(attempt * 10 + jitter));
+        if upstream.fetch(&git_dir).is_err() {
+            break;
+        }
+        repo = Repo::open(&git_dir)?;
+        verdict = enforce(&repo, &context, &request)?;
+    }
     // The published view follows under the same lock, so it never shows
     // publishes out of order; when the push returns, the view has it.
     let mut view_failure = None;

@@ -7,6 +7,7 @@
 //! - [`refs`]: the Porch ref layout — what a ref name means;
 //! - [`lifecycle`]: where a push is judged — ref updates to transitions, and roles;
 //! - [`enforce`]: judging a whole push (package rules) and carrying it out atomically;
+//! - [`forward`]: forward mode — pushing what the lifecycle accepted to the upstream first;
 //! - [`audit`]: who proposed, rejected and approved what, as git notes;
 //! - [`kptfile`]: the Kptfile that marks a package, and its checks;
 //! - [`git`]: reading a repository (gix in process) and writing refs through git;
@@ -18,6 +19,7 @@
 
 pub mod audit;
 pub mod enforce;
+pub mod forward;
 pub mod git;
 pub mod hook;
 pub mod install;

@@ -175,6 +175,44 @@ ScriptAlias /git/ {backend}/
         }
     }
 
+    /// Stop Apache (as if the host went down); [`Apache::restart`] brings it back.
+    pub fn stop(&self) {
+        let pid_file = self.dir.path().join("run/httpd.pid");
+        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+            let _ = Command::new("kill").arg(pid.trim()).output();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while (pid_file.exists() || std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Start a stopped Apache again with the same configuration and users.
+    pub fn restart(&self) {
+        let out = Command::new(APACHE)
+            .arg("-f")
+            .arg(self.dir.path().join("run/httpd.conf"))
+            .args(["-k", "start"])
+            .output()
+            .expect("start apache2");
+        assert!(
+            out.status.success(),
+            "apache2 did not restart: {}",
+            self.error_log()
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "apache2 does not answer: {}",
+                self.error_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Give the host directory to Apache's user (again, after the test put
     /// files in it as root).
     pub fn hand_over(&self) {

@@ -129,11 +129,18 @@ impl Layout {
 /// The `[[repository]]` blocks and `[[user]]` table the scenarios expect,
 /// for a cadgate config (self-approval off, the default).
 pub fn cadgate_config() -> String {
+    cadgate_config_with(|_| String::new())
+}
+
+/// [`cadgate_config`] with `extra` lines in each `[[repository]]` block.
+pub fn cadgate_config_with(extra: impl Fn(&Layout) -> String) -> String {
     let mut config = String::from("[policy]\nself_approval = false\n\n");
     for layout in LAYOUTS {
         config.push_str(&format!(
-            "[[repository]]\nname = \"{}\"\nbranch = \"{BRANCH}\"\ndirectory = \"{}\"\n\n",
-            layout.repository, layout.directory
+            "[[repository]]\nname = \"{}\"\nbranch = \"{BRANCH}\"\ndirectory = \"{}\"\n{}\n",
+            layout.repository,
+            layout.directory,
+            extra(&layout)
         ));
     }
     for (user, role) in USERS {

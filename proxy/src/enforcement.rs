@@ -55,11 +55,21 @@ impl Enforcement {
         &self,
         repository: &RepositoryConfig,
         published: &Path,
+        upstream: Option<&cadgate_hooks::forward::Upstream>,
         policy: &PolicyConfig,
         user: &str,
         role: Role,
     ) -> Vec<(String, String)> {
-        vec![
+        let mut env = Vec::new();
+        if let Some(upstream) = upstream {
+            // The hook forwards what it accepts; git authenticates with
+            // the header this sets (in the environment, never an argument).
+            if let Some(url) = &repository.upstream {
+                env.push(("CADGATE_UPSTREAM".to_string(), url.clone()));
+            }
+            env.extend(upstream.git_env());
+        }
+        env.extend(vec![
             (
                 "CADGATE_PUBLISHED".into(),
                 published.to_string_lossy().into_owned(),
@@ -72,6 +82,7 @@ impl Enforcement {
                 "CADGATE_SELF_APPROVAL".into(),
                 policy.self_approval.to_string(),
             ),
-        ]
+        ]);
+        env
     }
 }

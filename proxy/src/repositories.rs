@@ -13,6 +13,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use cadgate_config::RepositoryConfig;
+use cadgate_hooks::forward::{read_credentials, Upstream};
 use cadgate_hooks::published::PublishedRepo;
 use cadgate_hooks::refs::Layout;
 use tokio::io::AsyncWriteExt;
@@ -56,6 +57,61 @@ pub struct Repository {
     pub published_v2_capabilities: std::sync::OnceLock<bytes::Bytes>,
     /// The published view's remembered answers to pollers.
     pub published_answers: crate::smart_http::answers::Answers,
+    /// Forward mode: the upstream this repository mirrors.
+    pub upstream: Option<Upstream>,
+    /// One refresh from the upstream at a time.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl Repository {
+    /// Forward mode: before serving, compare the mirror's refs with the
+    /// upstream's (one `ls-remote`) and fetch when they differ, under the
+    /// lifecycle lock, then bring the published view in step. Without an
+    /// upstream, nothing to do.
+    pub async fn refresh(&self) -> Result<(), String> {
+        let Some(upstream) = self.upstream.clone() else {
+            return Ok(());
+        };
+        let _one = self.refreshing.lock().await;
+        let (path, published, config) = (
+            self.path.clone(),
+            self.published.clone(),
+            self.config.clone(),
+        );
+        tokio::task::spawn_blocking(move || refresh_mirror(&upstream, &path, &published, &config))
+            .await
+            .map_err(|e| format!("the refresh failed: {e}"))?
+    }
+}
+
+/// See [`Repository::refresh`].
+fn refresh_mirror(
+    upstream: &Upstream,
+    path: &Path,
+    published: &Path,
+    config: &RepositoryConfig,
+) -> Result<(), String> {
+    let theirs = upstream.refs(path).map_err(|e| e.to_string())?;
+    let lock = std::fs::File::create(path.join("cadgate.lock"))
+        .and_then(|lock| lock.lock().map(|()| lock))
+        .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+    let repo = cadgate_hooks::git::Repo::open(path).map_err(|e| e.to_string())?;
+    let ours: std::collections::BTreeMap<String, String> = repo
+        .refs_under(&["refs/heads/", "refs/tags/", "refs/notes/"])
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|r| (r.name, r.target))
+        .collect();
+    let theirs: std::collections::BTreeMap<String, String> = theirs.into_iter().collect();
+    if ours != theirs {
+        upstream.fetch(path).map_err(|e| e.to_string())?;
+        let repo = cadgate_hooks::git::Repo::open(path).map_err(|e| e.to_string())?;
+        PublishedRepo::at(published)
+            .sync(&repo, &Layout::new(&config.branch, &config.directory), None)
+            .map_err(|e| e.to_string())?;
+    }
+    drop(lock);
+    Ok(())
 }
 
 /// Failure to prepare a repository on disk.
@@ -85,13 +141,26 @@ impl Registry {
             let path = data_dir
                 .join("repositories")
                 .join(format!("{}.git", config.name));
-            prepare(git, config, &path)
+            let failed = |detail| RepositoryError {
+                name: config.name.clone(),
+                path: path.clone(),
+                detail,
+            };
+            let upstream = match &config.upstream {
+                Some(url) => {
+                    let credentials = config
+                        .upstream_credentials
+                        .as_deref()
+                        .map(read_credentials)
+                        .transpose()
+                        .map_err(failed)?;
+                    Some(Upstream::new(url, credentials))
+                }
+                None => None,
+            };
+            prepare(git, config, &path, upstream.as_ref())
                 .await
-                .map_err(|detail| RepositoryError {
-                    name: config.name.clone(),
-                    path: path.clone(),
-                    detail,
-                })?;
+                .map_err(failed)?;
             let published = data_dir
                 .join("published")
                 .join(format!("{}.git", config.name));
@@ -111,6 +180,8 @@ impl Registry {
                     published,
                     published_v2_capabilities: std::sync::OnceLock::new(),
                     published_answers: Default::default(),
+                    upstream,
+                    refreshing: tokio::sync::Mutex::new(()),
                 }),
             );
         }
@@ -156,7 +227,12 @@ async fn prepare_published(
     .map_err(|e| format!("the published view's preparation failed: {e}"))?
 }
 
-async fn prepare(git: &Path, config: &RepositoryConfig, path: &Path) -> Result<(), String> {
+async fn prepare(
+    git: &Path,
+    config: &RepositoryConfig,
+    path: &Path,
+    upstream: Option<&Upstream>,
+) -> Result<(), String> {
     let branch_ref = format!("refs/heads/{}", config.branch);
     if !path.join("HEAD").exists() {
         if let Some(parent) = path.parent() {
@@ -183,6 +259,38 @@ async fn prepare(git: &Path, config: &RepositoryConfig, path: &Path) -> Result<(
     }
     for (key, value) in REPOSITORY_SETTINGS {
         run(git, Some(path), &["config", key, value], None).await?;
+    }
+    if let Some(upstream) = upstream {
+        // Forward mode: the mirror starts as the upstream is; the registered
+        // branch is the upstream's to have.
+        let (upstream, dir) = (upstream.clone(), path.to_path_buf());
+        tokio::task::spawn_blocking(move || upstream.fetch(&dir))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let branch_ref = format!("refs/heads/{}", config.branch);
+        if run(
+            git,
+            Some(path),
+            &["rev-parse", "--verify", "--quiet", &branch_ref],
+            None,
+        )
+        .await
+        .is_err()
+        {
+            return Err(format!(
+                "the upstream has no branch {}; create it there first",
+                config.branch
+            ));
+        }
+        run(
+            git,
+            Some(path),
+            &["symbolic-ref", "HEAD", &branch_ref],
+            None,
+        )
+        .await?;
+        return Ok(());
     }
     let has_branch = run(
         git,

@@ -61,6 +61,7 @@ pub async fn serve(
                 return Err(HttpError::method_not_allowed("GET"));
             }
             let user = authorize(state, request.headers(), repository, service, exchange)?;
+            refresh(repo, service).await?;
             let target = Target::authoring(state, repo, service, &user, request.headers())?;
             advertise(state, request.headers(), &target, service).await
         }
@@ -217,6 +218,7 @@ impl<'a> Target<'a> {
         let mut env = state.enforcement.environment(
             &repo.config,
             &repo.published,
+            repo.upstream.as_ref(),
             &state.config.policy,
             &user.name,
             user.role,
@@ -265,6 +267,23 @@ impl<'a> Target<'a> {
         args.extend(extra.iter().map(OsString::from));
         args.push(self.path.as_os_str().to_os_string());
         args
+    }
+}
+
+/// Forward mode: bring the mirror in step with the upstream before a fetch
+/// or push begins. A fetch is served from the mirror when the upstream does
+/// not answer (and says so in the log); a push needs the upstream.
+async fn refresh(repo: &Repository, service: GitService) -> Result<(), HttpError> {
+    match repo.refresh().await {
+        Ok(()) => Ok(()),
+        Err(e) if service == GitService::UploadPack => {
+            tracing::warn!(repository = %repo.config.name, error = %e, "serving the mirror as it is: the upstream did not answer");
+            Ok(())
+        }
+        Err(e) => Err(HttpError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("{e}; pushing needs the upstream, try again once it answers"),
+        )),
     }
 }
 
@@ -318,7 +337,10 @@ async fn serve_published(
     }
     let target = Target::published(repo, request.headers())?;
     match endpoint {
-        GitEndpoint::InfoRefs => advertise(state, request.headers(), &target, service).await,
+        GitEndpoint::InfoRefs => {
+            refresh(repo, service).await?;
+            advertise(state, request.headers(), &target, service).await
+        }
         _ => {
             check_content_type(request.headers(), service)?;
             upload_pack(state, request, &target, exchange).await

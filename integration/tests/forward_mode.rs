@@ -1,0 +1,250 @@
+//! Forward mode (contract §10): cadgate in front of a Git host it does not
+//! own — Apache + `git http-backend` with no cadgate hooks — keeping a mirror,
+//! forwarding what the lifecycle accepts with compare-and-swap, and never
+//! overwriting what happened upstream.
+
+use std::path::PathBuf;
+
+use cadgate_integration::apache::Apache;
+use cadgate_integration::scenarios::{self, Lab, Transport, DIRECTORY, LAYOUTS, NESTED, ROOT};
+use cadgate_integration::*;
+
+/// Plain repositories on Apache, and cadgate replicas in front of them.
+struct Forwarded {
+    apache: Apache,
+    replicas: Vec<Server>,
+}
+
+/// The user cadgate authenticates to the upstream as.
+fn upstream_user() -> TestUser {
+    TestUser::new("cadgate-forwarder")
+}
+
+impl Forwarded {
+    fn start(replicas: usize) -> Self {
+        let apache = Apache::new();
+        let seed = GitClient::new();
+        seed.git(&["init", "-q", "-b", "main", "seed"]);
+        seed.commit_files("seed", &[("README.md", b"hosted upstream\n")], "initial");
+        for layout in LAYOUTS {
+            let repo = apache.root().join(format!("{}.git", layout.repository));
+            seed.git(&[
+                "init",
+                "-q",
+                "--bare",
+                "-b",
+                "main",
+                &repo.display().to_string(),
+            ]);
+            seed.git(&[
+                "-C",
+                "seed",
+                "push",
+                "-q",
+                &repo.display().to_string(),
+                "main",
+            ]);
+        }
+        apache.start(&[upstream_user()]);
+        let credentials = tempfile::NamedTempFile::new().expect("credentials");
+        let user = upstream_user();
+        std::fs::write(
+            credentials.path(),
+            format!("{}:{}\n", user.name, user.token),
+        )
+        .expect("write");
+        let (_, credentials) = credentials.keep().expect("keep");
+        let base = apache.base();
+        let config = scenarios::cadgate_config_with(|layout| {
+            format!(
+                "upstream = \"{base}/git/{}.git\"\nupstream_credentials = \"file:{}\"\n",
+                layout.repository,
+                credentials.display()
+            )
+        });
+        let replicas = (0..replicas).map(|_| Server::start(&config)).collect();
+        Self { apache, replicas }
+    }
+
+    fn upstream_url(&self, repository: &str) -> String {
+        self.apache.url_as(&upstream_user(), repository)
+    }
+}
+
+impl Transport for Forwarded {
+    fn name(&self) -> String {
+        "cadgate forwarding to Apache".into()
+    }
+
+    fn clone_as(&self, user: &str, repository: &str) -> GitClient {
+        let client = GitClient::new();
+        client.git(&[
+            "clone",
+            "-q",
+            &self.replicas[0].url_as(&TestUser::new(user), repository),
+            "w",
+        ]);
+        client
+    }
+
+    /// The upstream's repository: it must hold exactly what local mode would.
+    fn repository_dir(&self, repository: &str) -> PathBuf {
+        self.apache.root().join(format!("{repository}.git"))
+    }
+}
+
+#[test]
+fn every_transition_forwarded_at_the_root() {
+    scenarios::run_all(&Forwarded::start(1), ROOT);
+}
+
+#[test]
+fn every_transition_forwarded_nested_and_below_a_directory() {
+    let host = Forwarded::start(1);
+    scenarios::run_all(&host, NESTED);
+    scenarios::run_all(&host, DIRECTORY);
+}
+
+#[test]
+fn direct_upstream_changes_are_seen_and_never_overwritten() {
+    let host = Forwarded::start(1);
+    let lab = Lab::new(&host, ROOT, "direct");
+    let f = lab.f();
+    lab.release(&f, "one", "n: 1\n");
+    // Someone commits to a draft branch directly on the upstream.
+    let direct = GitClient::new();
+    direct.git(&["clone", "-q", &host.upstream_url("root"), "d"]);
+    let tip = direct.commit_package("d", &f, &[("data.yaml", b"n: direct\n")], "direct");
+    direct.git(&[
+        "-C",
+        "d",
+        "push",
+        "-q",
+        "origin",
+        &format!("HEAD:refs/heads/drafts/{f}/direct"),
+    ]);
+    // The next fetch through cadgate sees it.
+    let client = lab.client("alice");
+    assert_eq!(
+        client.git_in("w", &["rev-parse", &format!("origin/drafts/{f}/direct")]),
+        tip
+    );
+
+    // A proposal, then the package changes on main directly upstream: the
+    // publish is refused as stale and the direct change stays.
+    lab.draft("alice", &f, "two", "n: 2\n");
+    let proposal = lab.propose("alice", &f, "two");
+    direct.git(&["-C", "d", "fetch", "-q", "origin"]);
+    direct.git(&["-C", "d", "checkout", "-q", "--detach", "origin/main"]);
+    direct.commit_files(
+        "d",
+        &[(&format!("{f}/data.yaml"), b"n: hotfix\n")],
+        "hotfix on main",
+    );
+    direct.git(&["-C", "d", "push", "-q", "origin", "HEAD:main"]);
+    let hotfix = direct.git_in("d", &["rev-parse", "HEAD"]);
+    lab.client("bob");
+    lab.refuse(
+        "bob",
+        &[&format!("+{proposal}:refs/heads/main")],
+        "stale-proposal",
+    );
+    assert_eq!(lab.server_ref("refs/heads/main"), Some(hotfix));
+}
+
+#[test]
+fn three_replicas_publish_thirty_packages_at_once() {
+    let host = Forwarded::start(3);
+    let lab = Lab::new(&host, ROOT, "many");
+    let packages: Vec<String> = (0..30).map(|i| format!("p{i:02}")).collect();
+    let mut proposals = Vec::new();
+    for p in &packages {
+        lab.draft("alice", p, "ws", &format!("p: {p}\n"));
+        proposals.push(lab.propose("alice", p, "ws"));
+    }
+    let bob = TestUser::new("bob");
+    let clients: Vec<GitClient> = host
+        .replicas
+        .iter()
+        .map(|replica| {
+            let client = GitClient::new();
+            client.git(&["clone", "-q", &replica.url_as(&bob, "root"), "w"]);
+            client
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for (i, proposal) in proposals.iter().enumerate() {
+            let client = &clients[i % clients.len()];
+            scope.spawn(move || {
+                // A refusal because the upstream moved says to push again.
+                for _ in 0..20 {
+                    let out = client
+                        .command(&[
+                            "-C",
+                            "w",
+                            "push",
+                            "origin",
+                            &format!("+{proposal}:refs/heads/main"),
+                        ])
+                        .output()
+                        .expect("push");
+                    if out.status.success() {
+                        return;
+                    }
+                    let err = stderr(&out);
+                    assert!(err.contains("push again"), "{err}");
+                }
+                panic!("{proposal} never published");
+            });
+        }
+    });
+    let upstream = host.repository_dir("root");
+    let tree = server_git(&upstream, &["ls-tree", "--name-only", "main"]);
+    for p in &packages {
+        assert!(
+            tree.lines().any(|l| l == p),
+            "{p} missing from the upstream main"
+        );
+        assert!(
+            server_ref(&upstream, &format!("refs/tags/{p}/v1")).is_some(),
+            "{p} has no v1"
+        );
+        assert!(
+            server_ref(&upstream, &format!("refs/tags/{p}/v2")).is_none(),
+            "{p} published twice"
+        );
+    }
+    assert!(server_git(&upstream, &["for-each-ref", "refs/heads/proposed"]).is_empty());
+    // Read your writes across replicas: every replica's published view has them all.
+    for replica in &host.replicas {
+        let view =
+            stdout(&GitClient::new().git(&["ls-remote", &replica.url_as(&bob, "published/root")]));
+        for p in &packages {
+            assert!(
+                view.contains(&format!("refs/tags/{p}/v1")),
+                "{p}/v1 missing from a replica's view"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_upstream_that_is_down_gets_a_clear_error_and_nothing_changes() {
+    let host = Forwarded::start(1);
+    let lab = Lab::new(&host, ROOT, "down");
+    let f = lab.f();
+    lab.draft("alice", &f, "ws", "n: 1\n");
+    let proposal = lab.propose("alice", &f, "ws");
+    lab.client("bob");
+    let before = lab.refs();
+    // Stop Apache; the push is judged and forwarded, and fails naming the upstream.
+    host.apache.stop();
+    let out = lab.push("bob", &[&format!("+{proposal}:refs/heads/main")]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("upstream"), "{err}");
+    host.apache.restart();
+    assert_eq!(lab.refs(), before, "the upstream changed while down");
+    // Once it answers, the same push publishes.
+    lab.publish("bob", &f, "ws");
+}
