@@ -248,3 +248,99 @@ fn an_upstream_that_is_down_gets_a_clear_error_and_nothing_changes() {
     // Once it answers, the same push publishes.
     lab.publish("bob", &f, "ws");
 }
+
+#[test]
+fn fifteen_clients_racing_one_package_through_three_replicas_get_consecutive_revisions() {
+    const CLIENTS: usize = 15;
+    let host = Forwarded::start(3);
+    // Self-approval is off: alice drafts and proposes, bob publishes.
+    let (alice, bob) = (TestUser::new("alice"), TestUser::new("bob"));
+    std::thread::scope(|scope| {
+        for i in 0..CLIENTS {
+            let replica = &host.replicas[(i * 7 + 1) % host.replicas.len()];
+            let (url, approver) = (replica.url_as(&alice, "root"), replica.url_as(&bob, "root"));
+            scope.spawn(move || {
+                let client = GitClient::new();
+                client.git(&["clone", "-q", &url, "w"]);
+                client.git(&["-C", "w", "remote", "add", "approver", &approver]);
+                let draft = format!("refs/heads/drafts/race/ws{i}");
+                let proposed = format!("refs/heads/proposed/race/ws{i}");
+                let push = |args: &[&str]| {
+                    let mut full = vec!["-C", "w", "push", "origin"];
+                    full.extend_from_slice(args);
+                    client.command(&full).output().expect("push")
+                };
+                for attempt in 0.. {
+                    assert!(attempt < 100, "client {i} never published");
+                    client.git_in("w", &["fetch", "-q", "--prune", "origin"]);
+                    client.git_in("w", &["checkout", "-q", "--detach", "origin/main"]);
+                    let tip = client.commit_package(
+                        "w",
+                        "race",
+                        &[("data.yaml", format!("client: {i}\n").as_bytes())],
+                        "mine",
+                    );
+                    if !push(&["--force", &format!("HEAD:{draft}")])
+                        .status
+                        .success()
+                        || !push(&[&format!("{tip}:{proposed}")]).status.success()
+                    {
+                        let _ = push(&[&format!(":{proposed}")]);
+                        continue;
+                    }
+                    let out = client
+                        .command(&[
+                            "-C",
+                            "w",
+                            "push",
+                            "approver",
+                            &format!("+{tip}:refs/heads/main"),
+                        ])
+                        .output()
+                        .expect("push");
+                    if out.status.success() {
+                        return;
+                    }
+                    let err = stderr(&out);
+                    assert!(
+                        err.contains("stale-proposal") || err.contains("push again"),
+                        "client {i}: unexpected refusal: {err}"
+                    );
+                    // Withdraw and start again from the new branch.
+                    let _ = push(&[&format!(":{proposed}")]);
+                }
+            });
+        }
+    });
+    let upstream = host.repository_dir("root");
+    let tags = server_git(&upstream, &["tag", "--list", "race/*"]);
+    let mut numbers: Vec<u64> = tags
+        .lines()
+        .filter_map(|t| t.strip_prefix("race/v"))
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(
+        numbers,
+        (1..=CLIENTS as u64).collect::<Vec<_>>(),
+        "tags: {tags}"
+    );
+    let mut owners: Vec<String> = numbers
+        .iter()
+        .map(|n| {
+            server_git(
+                &upstream,
+                &["show", &format!("refs/tags/race/v{n}:race/data.yaml")],
+            )
+        })
+        .collect();
+    owners.sort();
+    owners.dedup();
+    assert_eq!(owners.len(), CLIENTS, "{owners:?}");
+    assert!(server_git(
+        &upstream,
+        &["for-each-ref", "refs/heads/proposed", "refs/heads/drafts"]
+    )
+    .is_empty());
+    server_git(&upstream, &["fsck", "--no-progress", "--no-dangling"]);
+}

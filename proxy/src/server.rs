@@ -118,12 +118,39 @@ impl Server {
 
     /// Serve until SIGTERM or Ctrl-C, then finish requests in flight.
     pub async fn run(self) -> std::io::Result<()> {
+        let mut mirrors = Vec::new();
         for repo in self.state.registry.iter() {
             tracing::info!(repository = %repo.config.name, path = %repo.path.display(), "serving");
+            if repo.upstream.is_some() {
+                mirrors.push(repo.clone());
+            }
         }
-        transport::serve(self.listener, self.state, self.drain_limit).await
+        // Forward mode: mirrors also follow their upstream on a timer, so a
+        // change made there shows in the published view without a request.
+        let refresher = (!mirrors.is_empty()).then(|| {
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(MIRROR_REFRESH);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    for repo in &mirrors {
+                        if let Err(e) = repo.refresh().await {
+                            tracing::warn!(repository = %repo.config.name, error = %e, "the upstream did not answer the periodic refresh");
+                        }
+                    }
+                }
+            })
+        });
+        let served = transport::serve(self.listener, self.state, self.drain_limit).await;
+        if let Some(refresher) = refresher {
+            refresher.abort();
+        }
+        served
     }
 }
+
+/// How often a forward-mode mirror follows its upstream between requests.
+const MIRROR_REFRESH: Duration = Duration::from_secs(30);
 
 async fn check_git(git: &std::path::Path) -> Result<(), StartError> {
     let failure = |detail: String| StartError::Git {
