@@ -97,3 +97,42 @@ fn unknown_subcommand_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Usage"));
 }
+
+#[test]
+fn upstream_credentials_must_say_where_the_secret_is_not_be_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("forward.toml");
+    std::fs::write(
+        &file,
+        "[[repository]]\nname = \"a\"\nupstream = \"https://git.example.com/a.git\"\nupstream_credentials = \"alice:s3cret\"\n",
+    )
+    .expect("write");
+    let out = cadgate(&["check-config", file.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("forward.toml:4"), "{stderr}");
+    assert!(stderr.contains("env:VARIABLE"), "{stderr}");
+    // The problem report does not echo the secret back.
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+#[test]
+fn serve_stops_when_the_upstream_credentials_are_missing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("forward.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n[[repository]]\nname = \"a\"\nupstream = \"file:///nonexistent/a.git\"\nupstream_credentials = \"env:CADGATE_TEST_UNSET_VARIABLE\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("write");
+    let out = cadgate(&["serve", "--config", file.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("CADGATE_TEST_UNSET_VARIABLE is not set"),
+        "{stderr}"
+    );
+}
