@@ -129,6 +129,9 @@ pub struct Verdict {
     /// Forward mode: the upstream refused because a ref moved there; judging
     /// again after refreshing the mirror may succeed.
     pub upstream_moved: bool,
+    /// Forward mode: the mirror was refreshed from the upstream, so refs
+    /// other than `changed` may have moved too.
+    pub refreshed: bool,
 }
 
 /// How one accepted ref update is carried out.
@@ -208,12 +211,13 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
         }
     }
     let notes_tip = snapshot.get(NOTES);
+    let refreshed = std::cell::Cell::new(false);
     let applied = audit
         .commit(repo, notes_tip.as_deref(), &context.user)
         .map_err(Failure::Local)
         .and_then(|notes| {
             edits.extend(notes);
-            apply(repo, context, &edits)
+            apply(repo, context, &edits, &refreshed)
         });
     for (i, plan) in planned {
         let refname = request.commands[i].refname.clone();
@@ -251,6 +255,7 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
         messages,
         changed,
         upstream_moved: matches!(applied, Err(Failure::Upstream(ForwardError::Moved(_)))),
+        refreshed: refreshed.get(),
     })
 }
 
@@ -264,7 +269,12 @@ enum Failure {
 
 /// Carry out `edits`: in forward mode upstream first (all or nothing, each
 /// ref compared with its expected value there), then in the mirror.
-fn apply(repo: &Repo, context: &Context, edits: &[RefEdit]) -> Result<(), Failure> {
+fn apply(
+    repo: &Repo,
+    context: &Context,
+    edits: &[RefEdit],
+    refreshed: &std::cell::Cell<bool>,
+) -> Result<(), Failure> {
     let message = format!("cadgate: push by {}", context.user);
     let Some(upstream) = &context.upstream else {
         return repo.update_refs(edits, &message).map_err(Failure::Local);
@@ -274,6 +284,7 @@ fn apply(repo: &Repo, context: &Context, edits: &[RefEdit]) -> Result<(), Failur
     // brought in step from the upstream instead.
     if repo.update_refs(edits, &message).is_err() {
         let _ = upstream.fetch(repo.git_dir());
+        refreshed.set(true);
     }
     Ok(())
 }

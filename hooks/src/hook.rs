@@ -152,6 +152,7 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
     lock.lock()?;
     let mut repo = Repo::open(&git_dir)?;
     let mut verdict = enforce(&repo, &context, &request)?;
+    let mut refreshed = verdict.refreshed;
     // Forward mode: a ref moved upstream (another replica published, say).
     // Refresh the mirror and judge again, a bounded number of times.
     for attempt in 1..=8u64 {
@@ -164,16 +165,21 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
         if upstream.fetch(&git_dir).is_err() {
             break;
         }
+        refreshed = true;
         repo = Repo::open(&git_dir)?;
         verdict = enforce(&repo, &context, &request)?;
+        refreshed |= verdict.refreshed;
     }
     // The published view follows under the same lock, so it never shows
     // publishes out of order; when the push returns, the view has it.
     let mut view_failure = None;
     if let Some(published) = published {
-        if !verdict.changed.is_empty() {
+        if !verdict.changed.is_empty() || refreshed {
             let view = PublishedRepo::at(&published);
-            if let Err(e) = view.sync(&repo, &context.layout, Some(&verdict.changed)) {
+            // After a refresh from the upstream, other replicas' publishes
+            // came in too: bring the whole view in step.
+            let names = (!refreshed).then_some(verdict.changed.as_slice());
+            if let Err(e) = view.sync(&Repo::open(&git_dir)?, &context.layout, names) {
                 view_failure = Some(e);
             }
         }

@@ -69,6 +69,13 @@ impl Repository {
     /// lifecycle lock, then bring the published view in step. Without an
     /// upstream, nothing to do.
     pub async fn refresh(&self) -> Result<(), String> {
+        self.refresh_with(false).await
+    }
+
+    /// [`Repository::refresh`]; with `reconcile`, the published view is
+    /// brought in step even when the mirror already was (the periodic
+    /// refresh does this, repairing a view a crashed hook left behind).
+    pub async fn refresh_with(&self, reconcile: bool) -> Result<(), String> {
         let Some(upstream) = self.upstream.clone() else {
             return Ok(());
         };
@@ -78,9 +85,11 @@ impl Repository {
             self.published.clone(),
             self.config.clone(),
         );
-        tokio::task::spawn_blocking(move || refresh_mirror(&upstream, &path, &published, &config))
-            .await
-            .map_err(|e| format!("the refresh failed: {e}"))?
+        tokio::task::spawn_blocking(move || {
+            refresh_mirror(&upstream, &path, &published, &config, reconcile)
+        })
+        .await
+        .map_err(|e| format!("the refresh failed: {e}"))?
     }
 }
 
@@ -90,6 +99,7 @@ fn refresh_mirror(
     path: &Path,
     published: &Path,
     config: &RepositoryConfig,
+    reconcile: bool,
 ) -> Result<(), String> {
     let theirs = upstream.refs(path).map_err(|e| e.to_string())?;
     let lock = std::fs::File::create(path.join("cadgate.lock"))
@@ -103,8 +113,11 @@ fn refresh_mirror(
         .map(|r| (r.name, r.target))
         .collect();
     let theirs: std::collections::BTreeMap<String, String> = theirs.into_iter().collect();
-    if ours != theirs {
+    let moved = ours != theirs;
+    if moved {
         upstream.fetch(path).map_err(|e| e.to_string())?;
+    }
+    if moved || reconcile {
         let repo = cadgate_hooks::git::Repo::open(path).map_err(|e| e.to_string())?;
         PublishedRepo::at(published)
             .sync(&repo, &Layout::new(&config.branch, &config.directory), None)

@@ -134,7 +134,7 @@ impl Server {
                 loop {
                     every.tick().await;
                     for repo in &mirrors {
-                        if let Err(e) = repo.refresh().await {
+                        if let Err(e) = repo.refresh_with(true).await {
                             tracing::warn!(repository = %repo.config.name, error = %e, "the upstream did not answer the periodic refresh");
                         }
                     }
