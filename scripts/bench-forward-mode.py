@@ -126,16 +126,21 @@ def main():
         clone = os.path.join(work, "w")
         run("git", "clone", "-q", replicas[0], clone, env=env)
         run("git", "remote", "add", "direct", direct, cwd=clone, env=env)
-        draft_cadgate, draft_direct = [], []
+        # All drafts through cadgate first, then all directly: a direct push
+        # between two through cadgate would make every refresh fetch.
+        commits = []
+        run("git", "fetch", "-q", "origin", cwd=clone, env=env)
         for r in range(args.runs):
             pkg = f"pkg{(r * 7919) % args.packages:05d}"
-            run("git", "fetch", "-q", "origin", cwd=clone, env=env)
             run("git", "reset", "-q", "--hard", "origin/main", cwd=clone, env=env)
             with open(os.path.join(clone, pkg, "data.yaml"), "w") as f:
                 f.write(f"draft: {r}\n")
             run("git", "commit", "-qam", f"{pkg} draft {r}", cwd=clone, env=env)
-            draft_cadgate.append(timed("git", "push", "-q", "origin", f"HEAD:refs/heads/drafts/{pkg}/c{r}", cwd=clone, env=env))
-            draft_direct.append(timed("git", "push", "-q", "direct", f"HEAD:refs/heads/drafts/{pkg}/d{r}", cwd=clone, env=env))
+            commits.append((pkg, run("git", "rev-parse", "HEAD", cwd=clone, env=env)))
+        draft_cadgate = [timed("git", "push", "-q", "origin", f"{c}:refs/heads/drafts/{pkg}/c{r}", cwd=clone, env=env)
+                         for r, (pkg, c) in enumerate(commits)]
+        draft_direct = [timed("git", "push", "-q", "direct", f"{c}:refs/heads/drafts/{pkg}/d{r}", cwd=clone, env=env)
+                        for r, (pkg, c) in enumerate(commits)]
         rows["draft cadgate"], rows["draft direct"] = statistics.median(draft_cadgate), statistics.median(draft_direct)
 
         print("==> publishes through 1 and 3 replicas", file=sys.stderr)
