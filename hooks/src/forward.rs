@@ -25,7 +25,7 @@ pub enum ForwardError {
     #[error("the upstream changed meanwhile ({0})")]
     Moved(String),
     /// The upstream could not be reached or failed.
-    #[error("cannot reach the upstream {url}: {detail}")]
+    #[error("the upstream {url} failed or could not be reached: {detail}")]
     Unreachable {
         /// The upstream, without credentials.
         url: String,

@@ -344,3 +344,35 @@ fn fifteen_clients_racing_one_package_through_three_replicas_get_consecutive_rev
     .is_empty());
     server_git(&upstream, &["fsck", "--no-progress", "--no-dangling"]);
 }
+
+#[test]
+fn an_upstream_that_fails_the_forwarded_push_changes_nothing_and_the_retry_lands() {
+    let host = Forwarded::start(1);
+    let lab = Lab::new(&host, ROOT, "midway");
+    let f = lab.f();
+    lab.draft("alice", &f, "ws", "n: 1\n");
+    let proposal = lab.propose("alice", &f, "ws");
+    lab.client("bob");
+    let before = lab.refs();
+    // The upstream still answers fetches (the refresh before the push
+    // passes) but fails the push cadgate forwards after judging it.
+    let upstream = host.repository_dir("root");
+    server_git(&upstream, &["config", "http.receivepack", "false"]);
+    let out = lab.push("bob", &[&format!("+{proposal}:refs/heads/main")]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("the upstream http://127.0.0.1"), "{err}");
+    assert!(
+        !err.contains(&upstream_user().token),
+        "the credentials leaked: {err}"
+    );
+    assert_eq!(lab.refs(), before, "the upstream changed");
+    // Nothing landed in the mirror either: the published view is unchanged.
+    let view = stdout(&GitClient::new().git(&[
+        "ls-remote",
+        &host.replicas[0].url_as(&TestUser::new("rita"), "published/root"),
+    ]));
+    assert!(!view.contains(&format!("refs/tags/{f}/")), "{view}");
+    server_git(&upstream, &["config", "--unset", "http.receivepack"]);
+    assert_eq!(lab.publish("bob", &f, "ws"), 1);
+}
