@@ -84,6 +84,19 @@ impl Upstream {
         Some(Self::new(&url, credentials))
     }
 
+    /// The environment that makes a hook's [`Upstream::from_env`] this
+    /// upstream (the credentials travel in the environment, never in argv).
+    pub fn hook_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![("CADGATE_UPSTREAM".to_string(), self.url.clone())];
+        if let Some(credentials) = &self.credentials {
+            env.push((
+                "CADGATE_UPSTREAM_CREDENTIALS".to_string(),
+                credentials.clone(),
+            ));
+        }
+        env
+    }
+
     /// The URL, without any credentials it may carry (for messages).
     pub fn url(&self) -> String {
         let Some((scheme, rest)) = self.url.split_once("://") else {
@@ -98,20 +111,28 @@ impl Upstream {
     /// an `Authorization` header scoped to its URL.
     pub fn git_env(&self) -> Vec<(String, String)> {
         use base64::Engine as _;
-        let mut env = vec![("GIT_TERMINAL_PROMPT".to_string(), "0".to_string())];
+        // An upstream that stalls (under 1 byte/s for 30 s) fails the
+        // operation instead of holding a push until the request deadline.
+        let mut config = vec![
+            ("http.lowSpeedLimit".to_string(), "1".to_string()),
+            ("http.lowSpeedTime".to_string(), "30".to_string()),
+        ];
         if let Some(credentials) = &self.credentials {
-            let header = format!(
-                "Authorization: Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(credentials)
-            );
-            env.extend([
-                ("GIT_CONFIG_COUNT".to_string(), "1".to_string()),
-                (
-                    "GIT_CONFIG_KEY_0".to_string(),
-                    format!("http.{}.extraHeader", self.url),
+            config.push((
+                format!("http.{}.extraHeader", self.url),
+                format!(
+                    "Authorization: Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(credentials)
                 ),
-                ("GIT_CONFIG_VALUE_0".to_string(), header),
-            ]);
+            ));
+        }
+        let mut env = vec![
+            ("GIT_TERMINAL_PROMPT".to_string(), "0".to_string()),
+            ("GIT_CONFIG_COUNT".to_string(), config.len().to_string()),
+        ];
+        for (i, (key, value)) in config.into_iter().enumerate() {
+            env.push((format!("GIT_CONFIG_KEY_{i}"), key));
+            env.push((format!("GIT_CONFIG_VALUE_{i}"), value));
         }
         env
     }
@@ -169,9 +190,12 @@ impl Upstream {
     /// the mirror.
     pub fn refs(&self, git_dir: &Path) -> Result<Vec<(String, String)>, ForwardError> {
         let out = self
+            // Protocol v0: the whole comparison is one request (v2 needs two).
             .git(
                 git_dir,
                 &[
+                    "-c",
+                    "protocol.version=0",
                     "ls-remote",
                     &self.url,
                     "refs/heads/*",

@@ -62,12 +62,8 @@ impl Enforcement {
     ) -> Vec<(String, String)> {
         let mut env = Vec::new();
         if let Some(upstream) = upstream {
-            // The hook forwards what it accepts; git authenticates with
-            // the header this sets (in the environment, never an argument).
-            if let Some(url) = &repository.upstream {
-                env.push(("CADGATE_UPSTREAM".to_string(), url.clone()));
-            }
-            env.extend(upstream.git_env());
+            // The hook forwards what it accepts to the upstream.
+            env.extend(upstream.hook_env());
         }
         env.extend(vec![
             (
