@@ -152,9 +152,15 @@ ScriptAlias /git/ {backend}/
         );
         std::fs::write(run.join("httpd.conf"), config).expect("httpd.conf");
         self.hand_over();
+        self.launch();
+    }
+
+    /// Run `apache2 -k start` with the written configuration and wait until
+    /// it accepts connections.
+    fn launch(&self) {
         let out = Command::new(APACHE)
             .arg("-f")
-            .arg(run.join("httpd.conf"))
+            .arg(self.dir.path().join("run/httpd.conf"))
             .args(["-k", "start"])
             .output()
             .expect("start apache2");
@@ -191,26 +197,7 @@ ScriptAlias /git/ {backend}/
 
     /// Start a stopped Apache again with the same configuration and users.
     pub fn restart(&self) {
-        let out = Command::new(APACHE)
-            .arg("-f")
-            .arg(self.dir.path().join("run/httpd.conf"))
-            .args(["-k", "start"])
-            .output()
-            .expect("start apache2");
-        assert!(
-            out.status.success(),
-            "apache2 did not restart: {}",
-            self.error_log()
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "apache2 does not answer: {}",
-                self.error_log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.launch();
     }
 
     /// Give the host directory to Apache's user (again, after the test put

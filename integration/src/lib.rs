@@ -669,6 +669,47 @@ pub fn server_ref(repo: &Path, name: &str) -> Option<String> {
     out.status.success().then(|| stdout(&out))
 }
 
+/// After `clients` raced to publish package `package` (each proposing
+/// `<package>/data.yaml` with its own content): the tags are exactly
+/// `vfirst … v(first+clients-1)` with no gaps or duplicates, each holding a
+/// different client's content, no drafts or proposals are left, and the
+/// repository is intact.
+pub fn assert_consecutive_revisions(repo: &Path, package: &str, first: u64, clients: usize) {
+    let tags = server_git(repo, &["tag", "--list", &format!("{package}/*")]);
+    let mut numbers: Vec<u64> = tags
+        .lines()
+        .filter_map(|t| t.strip_prefix(&format!("{package}/v")))
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(
+        numbers,
+        (first..first + clients as u64).collect::<Vec<_>>(),
+        "tags: {tags}"
+    );
+    let mut owners: Vec<String> = numbers
+        .iter()
+        .map(|n| {
+            server_git(
+                repo,
+                &[
+                    "show",
+                    &format!("refs/tags/{package}/v{n}:{package}/data.yaml"),
+                ],
+            )
+        })
+        .collect();
+    owners.sort();
+    owners.dedup();
+    assert_eq!(owners.len(), clients, "{owners:?}");
+    assert!(server_git(
+        repo,
+        &["for-each-ref", "refs/heads/proposed", "refs/heads/drafts"]
+    )
+    .is_empty());
+    server_git(repo, &["fsck", "--no-progress", "--no-dangling"]);
+}
+
 /// Pseudo-random bytes that do not compress (xorshift), fast to make.
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;

@@ -313,36 +313,7 @@ fn fifteen_clients_racing_one_package_through_three_replicas_get_consecutive_rev
         }
     });
     let upstream = host.repository_dir("root");
-    let tags = server_git(&upstream, &["tag", "--list", "race/*"]);
-    let mut numbers: Vec<u64> = tags
-        .lines()
-        .filter_map(|t| t.strip_prefix("race/v"))
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    numbers.sort_unstable();
-    assert_eq!(
-        numbers,
-        (1..=CLIENTS as u64).collect::<Vec<_>>(),
-        "tags: {tags}"
-    );
-    let mut owners: Vec<String> = numbers
-        .iter()
-        .map(|n| {
-            server_git(
-                &upstream,
-                &["show", &format!("refs/tags/race/v{n}:race/data.yaml")],
-            )
-        })
-        .collect();
-    owners.sort();
-    owners.dedup();
-    assert_eq!(owners.len(), CLIENTS, "{owners:?}");
-    assert!(server_git(
-        &upstream,
-        &["for-each-ref", "refs/heads/proposed", "refs/heads/drafts"]
-    )
-    .is_empty());
-    server_git(&upstream, &["fsck", "--no-progress", "--no-dangling"]);
+    assert_consecutive_revisions(&upstream, "race", 1, CLIENTS);
 }
 
 #[test]

@@ -141,35 +141,5 @@ fn twenty_clients_racing_one_package_get_consecutive_revisions() {
         }
     });
     let repo = server.repo_dir("r");
-    let tags = server_git(&repo, &["tag", "--list", "pkg/*"]);
-    let mut numbers: Vec<u64> = tags
-        .lines()
-        .filter_map(|t| t.strip_prefix("pkg/v"))
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    numbers.sort_unstable();
-    assert_eq!(
-        numbers,
-        (1..=CLIENTS as u64).collect::<Vec<_>>(),
-        "tags: {tags}"
-    );
-    // Each revision holds what exactly one client proposed.
-    let mut owners: Vec<String> = numbers
-        .iter()
-        .map(|n| {
-            server_git(
-                &repo,
-                &["show", &format!("refs/tags/pkg/v{n}:pkg/data.yaml")],
-            )
-        })
-        .collect();
-    owners.sort();
-    owners.dedup();
-    assert_eq!(owners.len(), CLIENTS, "{owners:?}");
-    assert!(server_git(
-        &repo,
-        &["for-each-ref", "refs/heads/proposed", "refs/heads/drafts"]
-    )
-    .is_empty());
-    server_git(&repo, &["fsck", "--no-progress", "--no-dangling"]);
+    assert_consecutive_revisions(&repo, "pkg", 1, CLIENTS);
 }
