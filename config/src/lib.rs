@@ -12,7 +12,8 @@ pub mod names;
 pub mod problem;
 
 pub use model::{
-    token_sha256_hex, Config, PolicyConfig, RepositoryConfig, Role, ServerConfig, UserConfig,
+    token_sha256_hex, Config, HookConfig, PolicyConfig, RepositoryConfig, Role, ServerConfig,
+    UserConfig,
 };
 pub use names::{validate_repository_name, RESERVED_FIRST_SEGMENTS};
 pub use problem::{ConfigError, Problem};

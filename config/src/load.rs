@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{Document, Item, TableLike, Value};
 
-use crate::model::{Config, PolicyConfig, RepositoryConfig, Role, ServerConfig, UserConfig};
+use crate::model::{
+    Config, HookConfig, PolicyConfig, RepositoryConfig, Role, ServerConfig, UserConfig,
+};
 use crate::names;
 use crate::problem::{ConfigError, Problem};
 
-const TOP_KEYS: &[&str] = &["server", "repository", "policy", "user"];
+const TOP_KEYS: &[&str] = &["server", "repository", "policy", "user", "hook"];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "data_dir",
@@ -34,6 +36,7 @@ const REPOSITORY_KEYS: &[&str] = &[
     "upstream_credentials",
 ];
 const POLICY_KEYS: &[&str] = &["self_approval"];
+const HOOK_KEYS: &[&str] = &["user_variable"];
 const USER_KEYS: &[&str] = &["name", "token_sha256", "roles", "repositories"];
 
 impl Config {
@@ -76,6 +79,7 @@ impl Config {
         walk.unknown_keys(root, "", TOP_KEYS);
         let server = walk.server(root.get("server"), base_dir);
         let policy = walk.policy(root.get("policy"));
+        let hook = walk.hook(root.get("hook"));
         let repositories = walk.repositories(root.get("repository"));
         let users = walk.users(root.get("user"));
         if walk.problems.is_empty() {
@@ -84,6 +88,7 @@ impl Config {
                 server,
                 repositories,
                 policy,
+                hook,
                 users,
             })
         } else {
@@ -221,6 +226,38 @@ impl Walk<'_> {
             }
         }
         policy
+    }
+
+    fn hook(&mut self, item: Option<&Item>) -> HookConfig {
+        let mut hook = HookConfig::default();
+        if let Some(table) = self.section(item, "hook") {
+            self.unknown_keys(table, "hook", HOOK_KEYS);
+            let mut f = Fields {
+                walk: self,
+                table,
+                path: "hook".into(),
+            };
+            if let Some((variable, span)) = f.string("user_variable") {
+                let valid = variable
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && variable
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    f.bad(
+                        span,
+                        "user_variable",
+                        format!(
+                            "{variable:?} is not an environment variable name (letters, digits, _)"
+                        ),
+                    );
+                }
+                hook.user_variable = Some(variable);
+            }
+        }
+        hook
     }
 
     fn repositories(&mut self, item: Option<&Item>) -> Vec<RepositoryConfig> {

@@ -17,6 +17,8 @@ pub struct Config {
     pub repositories: Vec<RepositoryConfig>,
     /// `[policy]`.
     pub policy: PolicyConfig,
+    /// `[hook]`: hook mode's settings.
+    pub hook: HookConfig,
     /// `[[user]]`, in file order.
     pub users: Vec<UserConfig>,
 }
@@ -109,6 +111,14 @@ impl RepositoryConfig {
 pub struct PolicyConfig {
     /// `self_approval`: may a user publish a proposal they proposed (default false).
     pub self_approval: bool,
+}
+
+/// `[hook]`: how a hook installed into another Git host learns who pushes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookConfig {
+    /// `user_variable`: an environment variable naming the pusher, tried
+    /// before `REMOTE_USER` and `GL_USER`.
+    pub user_variable: Option<String>,
 }
 
 /// A role, in privilege order.

@@ -91,9 +91,11 @@ fn resolve(options: &HookOptions) -> Result<(Context, Option<PathBuf>), String> 
             config_file.display()
         )
     })?;
+    // The install's --user-variable, else the config's [hook] user_variable.
     let variables: Vec<&str> = options
         .user_variable
         .iter()
+        .chain(config.hook.user_variable.iter())
         .map(String::as_str)
         .chain(["REMOTE_USER", "GL_USER"])
         .collect();

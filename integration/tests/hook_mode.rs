@@ -397,3 +397,47 @@ fn config_sync_clones_the_published_sibling_through_apache() {
     let err = stderr(&pusher.git_fails(&["-C", "w", "push", &url, "HEAD:refs/heads/x"]));
     assert!(err.contains("403"), "{err}");
 }
+
+#[test]
+fn the_config_can_name_the_variable_that_carries_the_pusher() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("cadgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[hook]\nuser_variable = \"CONFIGURED_PUSHER\"\n\n{}",
+            scenarios::cadgate_config()
+        ),
+    )
+    .expect("config");
+    let repo = dir.path().join("root.git");
+    bare_repository(&repo);
+    let out = install(&config, "root", &repo, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = format!("file://{}", repo.display());
+    let client = GitClient::new().with_env("CONFIGURED_PUSHER", "alice");
+    client.git(&["clone", "-q", &url, "w"]);
+    client.commit_package("w", "pkg", &[], "pkg");
+    let out = client.git(&["-C", "w", "push", "origin", "HEAD:refs/heads/drafts/pkg/ws"]);
+    assert!(
+        stderr(&out).contains("saved draft pkg workspace ws"),
+        "{}",
+        stderr(&out)
+    );
+    // A reader named the same way is still only a reader.
+    let reader = GitClient::new().with_env("CONFIGURED_PUSHER", "rita");
+    reader.git(&["clone", "-q", &url, "w"]);
+    reader.commit_package("w", "pkg", &[], "pkg");
+    let out = reader.git_fails(&[
+        "-C",
+        "w",
+        "push",
+        "origin",
+        "HEAD:refs/heads/drafts/pkg/other",
+    ]);
+    assert!(stderr(&out).contains("'reader'"), "{}", stderr(&out));
+}

@@ -136,3 +136,17 @@ fn serve_stops_when_the_upstream_credentials_are_missing() {
         "{stderr}"
     );
 }
+
+#[test]
+fn hook_user_variable_must_be_a_variable_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("hook.toml");
+    std::fs::write(&file, "[hook]\nuser_variable = \"$USER\"\n").expect("write");
+    let out = cadgate(&["check-config", file.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("hook.toml:2") && stderr.contains("not an environment variable name"),
+        "{stderr}"
+    );
+}
