@@ -95,6 +95,10 @@ pub fn banner(base: &str, config: &Config, credentials: &Credentials) {
     println!("listening on {base}");
     for repo in &config.repositories {
         println!("  repository: {base}/{}.git", repo.name);
+        println!(
+            "  published:  {base}/published/{}.git   (read-only, what Config Sync clones)",
+            repo.name
+        );
     }
     println!("  user:       {}", credentials.user);
     println!(
