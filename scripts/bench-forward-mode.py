@@ -64,10 +64,7 @@ def main():
     parser.add_argument("--packages", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    if not os.path.exists(bench_hook.APACHE) or not shutil.which("htpasswd"):
-        sudo = [] if os.geteuid() == 0 else ["sudo"]
-        subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "apache2", "apache2-utils"], check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-        subprocess.run(sudo + ["service", "apache2", "stop"], capture_output=True)
+    bench_hook.ensure_apache()
     print("==> building cadgate (release)", file=sys.stderr)
     run("cargo", "build", "--release", "-q", "-p", "cadgate", cwd=ROOT)
     cadgate = os.path.join(ROOT, "target", "release", "cadgate")

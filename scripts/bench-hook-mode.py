@@ -29,6 +29,17 @@ run, timed, generate = bench_publish.run, bench_publish.timed, bench_publish.gen
 APACHE, MODULES = "/usr/sbin/apache2", "/usr/lib/apache2/modules"
 
 
+def ensure_apache():
+    """Install Debian's apache2 and apache2-utils when missing (the packaged
+    service is stopped: the benchmarks start their own Apache)."""
+    if os.path.exists(APACHE) and shutil.which("htpasswd"):
+        return
+    print("==> installing apache2 apache2-utils", file=sys.stderr)
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "apache2", "apache2-utils"], check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    subprocess.run(sudo + ["service", "apache2", "stop"], capture_output=True)
+
+
 def apache_config(work, port, user):
     backend = os.path.join(run("git", "--exec-path"), "git-http-backend")
     mods = ["mpm_event", "authz_core", "authz_user", "authn_core", "authn_file", "auth_basic", "alias", "cgid", "env", "setenvif"]
@@ -48,11 +59,7 @@ def main():
     parser.add_argument("--packages", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    if not os.path.exists(APACHE) or not shutil.which("htpasswd"):
-        print("==> installing apache2 apache2-utils", file=sys.stderr)
-        sudo = [] if os.geteuid() == 0 else ["sudo"]
-        subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "apache2", "apache2-utils"], check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-        subprocess.run(sudo + ["service", "apache2", "stop"], capture_output=True)
+    ensure_apache()
     print("==> building cadgate (release)", file=sys.stderr)
     run("cargo", "build", "--release", "-q", "-p", "cadgate", cwd=ROOT)
     work = tempfile.mkdtemp(prefix="cadgate-bench-hook.")

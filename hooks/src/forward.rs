@@ -109,7 +109,7 @@ impl Upstream {
 
     /// The environment for git talking to the upstream: the credentials as
     /// an `Authorization` header scoped to its URL.
-    pub fn git_env(&self) -> Vec<(String, String)> {
+    fn git_env(&self) -> Vec<(String, String)> {
         use base64::Engine as _;
         // An upstream that stalls (under 1 byte/s for 30 s) fails the
         // operation instead of holding a push until the request deadline.

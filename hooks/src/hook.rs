@@ -181,7 +181,7 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
             // After a refresh from the upstream, other replicas' publishes
             // came in too: bring the whole view in step.
             let names = (!refreshed).then_some(verdict.changed.as_slice());
-            if let Err(e) = view.sync(&Repo::open(&git_dir)?, &context.layout, names) {
+            if let Err(e) = view.sync(&repo, &context.layout, names) {
                 view_failure = Some(e);
             }
         }

@@ -281,29 +281,6 @@ async fn prepare(
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        let branch_ref = format!("refs/heads/{}", config.branch);
-        if run(
-            git,
-            Some(path),
-            &["rev-parse", "--verify", "--quiet", &branch_ref],
-            None,
-        )
-        .await
-        .is_err()
-        {
-            return Err(format!(
-                "the upstream has no branch {}; create it there first",
-                config.branch
-            ));
-        }
-        run(
-            git,
-            Some(path),
-            &["symbolic-ref", "HEAD", &branch_ref],
-            None,
-        )
-        .await?;
-        return Ok(());
     }
     let has_branch = run(
         git,
@@ -318,6 +295,12 @@ async fn prepare(
     )
     .await
     .is_ok();
+    if !has_branch && upstream.is_some() {
+        return Err(format!(
+            "the upstream has no branch {}; create it there first",
+            config.branch
+        ));
+    }
     if !has_branch {
         let blob = run(
             git,

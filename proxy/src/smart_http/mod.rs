@@ -424,7 +424,7 @@ async fn upload_pack(
     exchange: &Arc<Exchange>,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let limit = state.config.server.max_request_bytes;
-    let request_headers = &request.headers().clone();
+    let protocol = git_protocol(request.headers())?.unwrap_or_default();
     let encoding = Encoding::from_headers(request.headers())?;
     if encoding == Encoding::Identity {
         body::check_declared_length(
@@ -461,7 +461,6 @@ async fn upload_pack(
     }
     // A poll of the published view: replay git's answer to the same request
     // while the refs have not changed.
-    let protocol = git_protocol(request_headers)?.unwrap_or_default();
     let replay = match target.answers {
         Some(answers) if is_v2(&Some(protocol.clone())) => {
             match (answers::kind(&buf), answers::generation(target.path)) {
