@@ -32,6 +32,9 @@ pub enum ForwardError {
         /// What git said.
         detail: String,
     },
+    /// The mirror could not be written after the upstream answered.
+    #[error(transparent)]
+    Local(#[from] crate::git::GitError),
 }
 
 /// The upstream of a forward-mode repository.
@@ -179,11 +182,12 @@ impl Upstream {
             .git(git_dir, &args)
             .output()
             .map_err(|e| self.unreachable(&e.to_string()))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(self.unreachable(&String::from_utf8_lossy(&out.stderr)))
+        if !out.status.success() {
+            return Err(self.unreachable(&String::from_utf8_lossy(&out.stderr)));
         }
+        // A fetch writes every new ref as a loose file; pack them so reads
+        // of the mirror stay fast.
+        Ok(crate::git::pack_refs(Path::new("git"), git_dir)?)
     }
 
     /// The upstream's refs, `(name, object)`, for a cheap comparison with

@@ -19,7 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::git::{run_command, GitError, Repo};
+use crate::git::{pack_refs, pack_refs_when_due, run_command, GitError, Repo};
 use crate::refs::{Layout, RefKind};
 
 /// The file in the sibling repository listing withdrawn commits, one per line.
@@ -29,9 +29,6 @@ pub const WITHDRAWN: &str = "cadgate-withdrawn";
 /// bumped after every change of its refs, so a server that remembers answers
 /// of the view knows when they are stale.
 pub const GENERATION: &str = "cadgate-generation";
-
-/// Ref updates after which the sibling's refs are packed again.
-pub const PACK_REFS_EVERY: usize = 64;
 
 /// Settings of the sibling repository.
 const SETTINGS: &[(&str, &str)] = &[
@@ -252,26 +249,14 @@ impl PublishedRepo {
 
     /// Keep what the pollers read in shape after `changed` ref updates:
     /// `gc --auto` repacks (with bitmaps and the commit graph) once packs
-    /// pile up, and refs are packed every [`PACK_REFS_EVERY`] updates, so
-    /// a listing never walks thousands of loose ref files.
+    /// pile up, and refs are packed as [`pack_refs_when_due`] rules, so a
+    /// listing never walks thousands of loose ref files.
     fn tidy(&self, changed: usize) -> Result<(), GitError> {
         self.run(
             &["-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"],
             None,
         )?;
-        let counter = self.dir.join("cadgate-loose-refs");
-        let loose = std::fs::read_to_string(&counter)
-            .ok()
-            .and_then(|t| t.trim().parse::<usize>().ok())
-            .unwrap_or(0)
-            + changed;
-        let loose = if loose >= PACK_REFS_EVERY {
-            self.run(&["pack-refs", "--all", "--prune"], None)?;
-            0
-        } else {
-            loose
-        };
-        std::fs::write(&counter, format!("{loose}\n")).map_err(|e| self.error("count refs", e))
+        pack_refs_when_due(&self.git, &self.dir, changed)
     }
 
     /// Full maintenance: one pack with a reachability bitmap, the commit
@@ -279,8 +264,7 @@ impl PublishedRepo {
     pub fn maintain(&self) -> Result<(), GitError> {
         self.run(&["repack", "-a", "-d", "-q", "--write-bitmap-index"], None)?;
         self.run(&["commit-graph", "write", "--reachable"], None)?;
-        self.run(&["pack-refs", "--all", "--prune"], None)?;
-        Ok(())
+        pack_refs(&self.git, &self.dir)
     }
 
     /// Copy every object reachable from `tips` but not from `have` from the

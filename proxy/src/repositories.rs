@@ -348,7 +348,13 @@ async fn prepare(
         None,
     )
     .await?;
-    Ok(())
+    // Refs written before this start (by an older server, a hook-mode host,
+    // a crash before the packing was due) are packed once now.
+    let (git, dir) = (git.to_path_buf(), path.to_path_buf());
+    tokio::task::spawn_blocking(move || cadgate_hooks::git::pack_refs(&git, &dir))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// Run a short git command and return its stdout, or its stderr as the error.
