@@ -240,6 +240,12 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
                 refname,
                 reason: format!("{e}; fetch and push again"),
             },
+            Err(Failure::Upstream(e @ ForwardError::Unanswered { .. })) => Outcome::Rejected {
+                refname,
+                reason: format!(
+                    "{e}; it may have landed there: once it answers, fetch to see, and push again only what is missing"
+                ),
+            },
             Err(Failure::Upstream(e)) => Outcome::Rejected {
                 refname,
                 reason: format!("{e}; nothing was changed, push again once it answers"),
@@ -301,7 +307,12 @@ fn judge(
     command: &Command,
 ) -> Result<Plan, Refusal> {
     let layout = &context.layout;
-    let transition = classify(layout, command, snapshot)?;
+    let transition = match classify(layout, command, snapshot) {
+        Err(refusal) if refusal.rule == "direct-push-to-branch" => {
+            return Err(already_on_branch(repo, snapshot, command).unwrap_or(refusal))
+        }
+        judged => judged?,
+    };
     authorize(&transition, &context.user, context.role)?;
     let name = command.refname.clone();
     let user = &context.user;
@@ -609,6 +620,25 @@ fn approve_deletion(
         format!("deleted-by: {} {}", context.user, audit::now()),
     ));
     Ok(plan)
+}
+
+/// A push to the branch of a commit the branch already holds: most often
+/// the retry of a publish whose answer was lost (the upstream or the
+/// connection died after the publish landed), so say that instead of
+/// explaining how to publish.
+fn already_on_branch(repo: &Repo, snapshot: &Snapshot, command: &Command) -> Option<Refusal> {
+    let tip = snapshot.branch_tip().ok()?;
+    let base = repo.merge_base(&command.new, &tip).ok()??;
+    (base == command.new).then(|| {
+        refuse(
+            "already-on-branch",
+            format!(
+                "{} is already part of {}: it was published before (perhaps by a push whose answer was lost); fetch to see it: git fetch origin --tags",
+                &command.new[..command.new.len().min(12)],
+                command.refname
+            ),
+        )
+    })
 }
 
 /// A git failure while judging: the push is refused, saying why.

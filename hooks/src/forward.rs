@@ -32,6 +32,16 @@ pub enum ForwardError {
         /// What git said.
         detail: String,
     },
+    /// The push reached the upstream but its answer never came back (the
+    /// connection or the upstream died midway): it may or may not have
+    /// landed there.
+    #[error("the upstream {url} stopped answering during the push: {detail}")]
+    Unanswered {
+        /// The upstream, without credentials.
+        url: String,
+        /// What git said.
+        detail: String,
+    },
     /// The mirror could not be written after the upstream answered.
     #[error(transparent)]
     Local(#[from] crate::git::GitError),
@@ -155,15 +165,10 @@ impl Upstream {
         command
     }
 
-    fn unreachable(&self, detail: &str) -> ForwardError {
+    fn unreachable(&self, stderr: &str) -> ForwardError {
         ForwardError::Unreachable {
             url: self.url(),
-            detail: detail
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("git failed")
-                .trim()
-                .to_string(),
+            detail: explain(stderr),
         }
     }
 
@@ -268,9 +273,47 @@ impl Upstream {
             .filter_map(|l| l.split('\t').nth(2))
             .collect();
         if refused.is_empty() {
-            Err(self.unreachable(&String::from_utf8_lossy(&out.stderr)))
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            // Failing before the pack was sent (no connection, 401, a 5xx
+            // on the advertisement) changed nothing upstream; failing while
+            // the upstream received it leaves the outcome unknown.
+            let midway = ["RPC failed", "hung up", "unexpected disconnect"]
+                .iter()
+                .any(|sign| stderr.contains(sign));
+            match self.unreachable(&stderr) {
+                ForwardError::Unreachable { url, detail } if midway => {
+                    Err(ForwardError::Unanswered { url, detail })
+                }
+                other => Err(other),
+            }
         } else {
             Err(ForwardError::Moved(refused.join(", ")))
         }
+    }
+}
+
+/// What git's complaint about the upstream means, in one line for the
+/// person at the terminal: git words a refused credential as a failed
+/// prompt, which says nothing to someone pushing through cadgate.
+fn explain(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("git failed")
+        .trim();
+    if [
+        "could not read Username",
+        "Authentication failed",
+        "error: 401",
+    ]
+    .iter()
+    .any(|sign| stderr.contains(sign))
+    {
+        "it refused cadgate's credentials (HTTP 401); check the repository's upstream_credentials"
+            .into()
+    } else if stderr.contains("error: 403") {
+        "it denied cadgate access (HTTP 403); the account in upstream_credentials needs read and write access".into()
+    } else {
+        line.to_string()
     }
 }

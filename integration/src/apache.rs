@@ -181,6 +181,19 @@ ScriptAlias /git/ {backend}/
         }
     }
 
+    /// Give `user` another password (HTTP Basic), as a host whose admin
+    /// rotated a token does.
+    pub fn set_password(&self, user: &str, token: &str) {
+        let out = Command::new("htpasswd")
+            .args(["-b", "-B", "-C", "4"])
+            .arg(self.dir.path().join("run/htpasswd"))
+            .args([user, token])
+            .output()
+            .expect("htpasswd (apache2-utils)");
+        assert!(out.status.success(), "htpasswd failed");
+        self.hand_over();
+    }
+
     /// Stop Apache (as if the host went down); [`Apache::restart`] brings it back.
     pub fn stop(&self) {
         let pid_file = self.dir.path().join("run/httpd.pid");

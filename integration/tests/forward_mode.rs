@@ -347,3 +347,178 @@ fn an_upstream_that_fails_the_forwarded_push_changes_nothing_and_the_retry_lands
     server_git(&upstream, &["config", "--unset", "http.receivepack"]);
     assert_eq!(lab.publish("bob", &f, "ws"), 1);
 }
+
+/// Push `refspec` as `user` through the replica while the upstream stops in
+/// the middle of the push cadgate forwards: a pre-receive hook on the
+/// upstream holds the push there while the test stops Apache, and with
+/// `kill_receive` also kills the upstream's receive-pack, so the push never
+/// lands there; without it the orphaned receive-pack finishes after Apache
+/// is gone (the upstream took the push, but nobody heard the answer).
+fn push_while_the_upstream_dies(
+    host: &Forwarded,
+    lab: &Lab,
+    user: &str,
+    refspec: &str,
+    kill_receive: bool,
+) -> std::process::Output {
+    let upstream = host.repository_dir(ROOT.repository);
+    let mark = host.apache.scratch().join("in-pre-receive");
+    let hook = upstream.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\necho $PPID > {}\nsleep 3\n", mark.display()),
+    )
+    .expect("write the upstream's hook");
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    host.apache.hand_over();
+    let mut push = lab
+        .client(user)
+        .command(&["-C", "w", "push", "origin", refspec]);
+    let pushing = std::thread::spawn(move || push.output().expect("run git push"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !mark.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the push never reached the upstream"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let receive = std::fs::read_to_string(&mark).expect("mark");
+    if kill_receive {
+        let killed = std::process::Command::new("kill")
+            .args(["-9", receive.trim()])
+            .output()
+            .expect("kill");
+        assert!(
+            killed.status.success(),
+            "the upstream's receive-pack was gone"
+        );
+    }
+    host.apache.stop();
+    let out = pushing.join().expect("push thread");
+    // Let an orphaned receive-pack finish before the host comes back.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    std::fs::remove_file(&hook).expect("remove the hook");
+    std::fs::remove_file(&mark).expect("remove the mark");
+    host.apache.restart();
+    out
+}
+
+#[test]
+fn an_upstream_that_dies_mid_push_before_taking_it_changes_nothing_and_the_retry_lands() {
+    let host = Forwarded::start(1);
+    let lab = Lab::new(&host, ROOT, "dies-before");
+    let f = lab.f();
+    lab.draft("alice", &f, "ws", "n: 1\n");
+    let proposal = lab.propose("alice", &f, "ws");
+    let before = lab.refs();
+    let out = push_while_the_upstream_dies(
+        &host,
+        &lab,
+        "bob",
+        &format!("+{proposal}:refs/heads/main"),
+        true,
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("the upstream http://127.0.0.1"), "{err}");
+    assert_eq!(lab.refs(), before, "the upstream changed");
+    assert_eq!(lab.publish("bob", &f, "ws"), 1);
+}
+
+#[test]
+fn an_upstream_that_dies_mid_push_after_taking_it_is_followed_not_redone() {
+    let host = Forwarded::start(1);
+    let lab = Lab::new(&host, ROOT, "dies-after");
+    let f = lab.f();
+    lab.draft("alice", &f, "ws", "n: 1\n");
+    let proposal = lab.propose("alice", &f, "ws");
+    let publish = format!("+{proposal}:refs/heads/main");
+    let out = push_while_the_upstream_dies(&host, &lab, "bob", &publish, false);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("stopped answering during the push") && err.contains("may have landed"),
+        "the client must not be told nothing changed: {err}"
+    );
+    // The orphaned receive-pack finished: the upstream took the publish.
+    let tag = format!("refs/tags/{f}/v1");
+    let published = lab.server_ref(&tag).expect("the upstream took the publish");
+    assert_eq!(lab.server_ref("refs/heads/main"), Some(published.clone()));
+
+    // Through cadgate, the next fetch shows what the upstream holds, and so
+    // does the published view.
+    let client = lab.client("bob");
+    assert_eq!(
+        client.git_in("w", &["rev-parse", "origin/main"]).trim(),
+        published
+    );
+    assert_eq!(client.git_in("w", &["rev-parse", &tag]).trim(), published);
+    let view = stdout(&GitClient::new().git(&[
+        "ls-remote",
+        &host.replicas[0].url_as(&TestUser::new("rita"), "published/root"),
+    ]));
+    assert!(view.contains(&format!("{published}\t{tag}")), "{view}");
+
+    // Retrying the publish says it is done and changes nothing.
+    let before = lab.refs();
+    let retry = lab.push("bob", &[&publish]);
+    let err = stderr(&retry);
+    assert!(!retry.status.success(), "{err}");
+    assert!(err.contains("already part of refs/heads/main"), "{err}");
+    assert_eq!(lab.refs(), before);
+    // And the package's next revision is v2.
+    lab.draft("alice", &f, "ws2", "n: 2\n");
+    lab.propose("alice", &f, "ws2");
+    assert_eq!(lab.publish("bob", &f, "ws2"), 2);
+}
+
+#[test]
+fn an_upstream_that_refuses_or_fails_gets_a_clear_message_and_fetches_keep_working() {
+    let host = Forwarded::start(1);
+    let lab = Lab::new(&host, ROOT, "refusing");
+    let f = lab.f();
+    lab.draft("alice", &f, "ws", "n: 1\n");
+    let before = lab.refs();
+    let user = upstream_user();
+
+    // 401: the host no longer takes cadgate's credentials. Fetches are
+    // served from the mirror meanwhile; pushes need the upstream.
+    host.apache.set_password(&user.name, "a-rotated-token");
+    lab.client("bob");
+    lab.package_commit("alice", &f, "n: 2\n");
+    let out = lab.push("alice", &[&format!("+HEAD:refs/heads/drafts/{f}/ws")]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("the upstream http://127.0.0.1")
+            && err.contains("refused cadgate's credentials (HTTP 401)")
+            && err.contains("upstream_credentials"),
+        "{err}"
+    );
+    assert!(!err.contains(&user.token), "the credentials leaked: {err}");
+    host.apache.set_password(&user.name, &user.token);
+
+    // The repository is gone from the host (404).
+    let upstream = host.repository_dir(ROOT.repository);
+    let away = upstream.with_extension("away");
+    std::fs::rename(&upstream, &away).expect("move away");
+    let out = lab.push("alice", &[&format!("+HEAD:refs/heads/drafts/{f}/ws")]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("the upstream http://127.0.0.1") && err.contains("not found"),
+        "{err}"
+    );
+    std::fs::rename(&away, &upstream).expect("move back");
+    assert_eq!(lab.refs(), before, "the upstream changed");
+
+    // Once the host is right again, the same push lands.
+    lab.accept(
+        "alice",
+        &[&format!("+HEAD:refs/heads/drafts/{f}/ws")],
+        &format!("saved draft {f} workspace ws"),
+    );
+}
