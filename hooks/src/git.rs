@@ -368,6 +368,26 @@ impl Repo {
             .collect()
     }
 
+    /// The blob id of `path` in `commit`, if it is a file.
+    pub fn file_id(&self, commit: &str, path: &str) -> Result<Option<String>, GitError> {
+        Ok(self
+            .entry_at(commit, path)?
+            .filter(|(mode, _)| mode.is_blob_or_symlink())
+            .map(|(_, id)| id.to_string()))
+    }
+
+    /// The content of the blob `id`, if the repository has it.
+    pub fn read_blob(&self, id: &str) -> Result<Option<Vec<u8>>, GitError> {
+        let oid = self.oid(id)?;
+        match self.gix.try_find_object(oid) {
+            Ok(Some(object)) if object.kind == gix::object::Kind::Blob => {
+                Ok(Some(object.detach().data))
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(self.error(&format!("read blob {id}"), e)),
+        }
+    }
+
     /// The content of `path` in `commit`, if it is a file.
     pub fn read_file(&self, commit: &str, path: &str) -> Result<Option<String>, GitError> {
         match self.entry_at(commit, path)? {

@@ -4,7 +4,7 @@
 //! Only the fields cadgate reads are modelled; everything else in a Kptfile
 //! (pipeline, info, inventory, status, …) is allowed and left alone.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::refs::PackagePath;
 
@@ -38,7 +38,7 @@ pub struct Metadata {
 }
 
 /// `upstream`: `{type: git, git: {repo, directory, ref}}`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Serialize)]
 pub struct Upstream {
     /// `git` (the only type cadgate follows).
     #[serde(rename = "type", default)]
@@ -49,7 +49,7 @@ pub struct Upstream {
 }
 
 /// `upstreamLock`: `{type: git, git: {repo, directory, ref, commit}}`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Serialize)]
 pub struct UpstreamLock {
     /// `git`.
     #[serde(rename = "type", default)]
@@ -60,7 +60,7 @@ pub struct UpstreamLock {
 }
 
 /// A Git location as kpt writes it.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Serialize)]
 pub struct GitLocation {
     /// Repository URL.
     #[serde(default)]
@@ -72,7 +72,7 @@ pub struct GitLocation {
     #[serde(rename = "ref", default)]
     pub reference: String,
     /// The commit (upstreamLock only).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub commit: String,
 }
 
@@ -115,6 +115,18 @@ pub enum KptfileError {
         /// What is wrong.
         detail: String,
     },
+}
+
+/// The `upstreamLock` of a Kptfile's text, read leniently (a listing shows
+/// what is there; the push rules already judged the Kptfile).
+pub fn upstream_lock_of(text: &str) -> Option<UpstreamLock> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Lock {
+        #[serde(default)]
+        upstream_lock: Option<UpstreamLock>,
+    }
+    serde_norway::from_str::<Lock>(text).ok()?.upstream_lock
 }
 
 impl Kptfile {

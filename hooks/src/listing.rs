@@ -58,6 +58,9 @@ pub struct PackageRevision {
     pub published_by: Option<String>,
     /// Author time of the approval commit, seconds since the epoch.
     pub published_at: Option<i64>,
+    /// The blob id of its `F/Kptfile` (absent only for a draft or proposal
+    /// that lost its Kptfile); read it for `upstreamLock`.
+    pub kptfile: Option<String>,
 }
 
 /// Porch's `kpt:` annotation in commit messages.
@@ -135,6 +138,7 @@ pub fn list(repo: &Repo, layout: &Layout) -> Result<Vec<PackageRevision>, GitErr
                     commit: entry.commit.clone(),
                     published_by: None,
                     published_at: None,
+                    kptfile: None,
                 });
             }
             RefKind::Published { package, revision } => {
@@ -146,21 +150,24 @@ pub fn list(repo: &Repo, layout: &Layout) -> Result<Vec<PackageRevision>, GitErr
             _ => {}
         }
     }
+    for r in &mut out {
+        r.kptfile = repo.file_id(&r.commit, &format!("{}/{KPTFILE}", r.package))?;
+    }
     // A tag is a package revision only when its commit holds the package.
-    let queries: Vec<(String, String)> = tags
-        .iter()
-        .map(|(p, _, c)| (c.clone(), format!("{p}/{KPTFILE}")))
-        .collect();
-    let present = repo.files_exist(&queries)?;
     let tags: Vec<_> = tags
         .into_iter()
-        .zip(present)
-        .filter_map(|(tag, ok)| ok.then_some(tag))
+        .map(|(p, n, c)| {
+            let kptfile = repo.file_id(&c, &format!("{p}/{KPTFILE}"))?;
+            Ok(kptfile.map(|k| (p, n, c, k)))
+        })
+        .collect::<Result<Vec<_>, GitError>>()?
+        .into_iter()
+        .flatten()
         .collect();
-    let commits: Vec<String> = tags.iter().map(|(_, _, c)| c.clone()).collect();
+    let commits: Vec<String> = tags.iter().map(|(_, _, c, _)| c.clone()).collect();
     let infos = repo.commit_infos(&commits)?;
     let mut latest: HashMap<PackagePath, u64> = HashMap::new();
-    for ((package, revision, commit), info) in tags.into_iter().zip(infos) {
+    for ((package, revision, commit, kptfile), info) in tags.into_iter().zip(infos) {
         let entry = latest.entry(package.clone()).or_insert(0);
         *entry = (*entry).max(revision);
         let lifecycle = if deletion_proposed.contains(&(package.clone(), revision)) {
@@ -179,6 +186,7 @@ pub fn list(repo: &Repo, layout: &Layout) -> Result<Vec<PackageRevision>, GitErr
             commit,
             published_by: Some(info.author_email),
             published_at: Some(info.author_time),
+            kptfile: Some(kptfile),
         });
     }
     for r in &mut out {

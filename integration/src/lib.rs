@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 pub mod apache;
+pub mod api;
 pub mod config_sync;
 pub mod scenarios;
 

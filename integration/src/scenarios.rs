@@ -40,6 +40,9 @@ pub trait Transport {
     fn clone_as(&self, user: &str, repository: &str) -> GitClient;
     /// The repository's bare directory on the host, for checking refs.
     fn repository_dir(&self, repository: &str) -> PathBuf;
+    /// Called after every push a scenario makes, accepted or refused (a
+    /// transport that also serves an API checks it against the refs here).
+    fn after_push(&self, _repository: &str) {}
 }
 
 /// Git over HTTP through a running cadgate server.
@@ -309,7 +312,9 @@ impl<'t> Lab<'t> {
         let client = self.handle(user);
         let mut args = vec!["-C", "w", "push", "origin"];
         args.extend_from_slice(refspecs);
-        client.command(&args).output().expect("run git push")
+        let out = client.command(&args).output().expect("run git push");
+        self.transport.after_push(self.layout.repository);
+        out
     }
 
     /// Push and require success with `expect` among git's output.

@@ -17,6 +17,7 @@
 //! The lifecycle rules themselves live in the `cadgate-hooks` crate and run
 //! inside git's hooks, so every path into a repository is judged by one code.
 
+pub mod api;
 pub mod auth;
 pub mod enforcement;
 pub mod error;

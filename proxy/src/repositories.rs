@@ -61,6 +61,8 @@ pub struct Repository {
     pub upstream: Option<Upstream>,
     /// One refresh from the upstream at a time.
     refreshing: tokio::sync::Mutex<()>,
+    /// The API's parsed `upstreamLock`s by Kptfile blob.
+    pub api_locks: crate::api::LockCache,
 }
 
 impl Repository {
@@ -195,6 +197,7 @@ impl Registry {
                     published_answers: Default::default(),
                     upstream,
                     refreshing: tokio::sync::Mutex::new(()),
+                    api_locks: crate::api::LockCache::default(),
                 }),
             );
         }

@@ -79,7 +79,7 @@ async fn dispatch(
         }
         Route::Api(path) => {
             exchange.set_service("api");
-            Err(HttpError::not_found(format!("no API endpoint /api/{path}")).json("not_found"))
+            crate::api::serve(state, request, &path).await
         }
         Route::Unknown => Err(HttpError::not_found(
             "nothing here; repository URLs look like /<repository>.git or /published/<repository>.git",

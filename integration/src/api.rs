@@ -1,0 +1,170 @@
+//! The JSON API (contract §11) seen from outside: calls over real HTTP, and
+//! the listing a repository's refs imply, worked out independently of the
+//! server's code from the ref layout of contract §5.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::{basic, server_git, Server, TestUser};
+
+/// `GET path` as `user` (anonymous with `None`): the status and the JSON body
+/// (`Null` when there is none).
+pub fn call(server: &Server, user: Option<&TestUser>, path: &str) -> (u16, serde_json::Value) {
+    let auth = user.map(basic);
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
+    let response = server.request("GET", path, &headers, b"");
+    let json = if response.body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&response.body)
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {}", response.text()))
+    };
+    (response.status, json)
+}
+
+/// The `items` of `GET /api/v1/repositories/{repository}/revisions?{query}`,
+/// which must answer 200.
+pub fn revisions(
+    server: &Server,
+    user: &TestUser,
+    repository: &str,
+    query: &str,
+) -> Vec<serde_json::Value> {
+    let path = format!("/api/v1/repositories/{repository}/revisions?{query}");
+    let (status, body) = call(server, Some(user), &path);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// One package revision reduced to what the refs decide: package, revision,
+/// lifecycle, commit, latest.
+pub type Row = (String, u64, String, String, bool);
+
+/// The rows of API items, sorted.
+pub fn rows(items: &[serde_json::Value]) -> Vec<Row> {
+    let mut rows: Vec<Row> = items
+        .iter()
+        .map(|r| {
+            (
+                r["packageName"].as_str().unwrap_or_default().to_string(),
+                r["revision"].as_u64().unwrap_or(u64::MAX),
+                r["lifecycle"].as_str().unwrap_or_default().to_string(),
+                r["commit"].as_str().unwrap_or_default().to_string(),
+                r["latest"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// The rows the refs of the bare repository `repo` imply for a repository
+/// whose packages live under `directory`: a draft or proposal per
+/// `drafts/F/ws` and `proposed/F/ws` branch; a published revision per
+/// `F/vN` tag whose commit holds `F/Kptfile`, DeletionProposed when
+/// `deletionProposed/F/vN` exists; latest = the highest N of each package.
+pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
+    let listing = server_git(
+        repo,
+        &[
+            "for-each-ref",
+            "--format=%(refname) %(objectname) %(*objectname)",
+        ],
+    );
+    let inside = |package: &str| {
+        directory.is_empty() || package.starts_with(&format!("{}/", directory.trim_matches('/')))
+    };
+    let mut rows = Vec::new();
+    let mut deletion = std::collections::HashSet::new();
+    let mut tags = Vec::new();
+    for line in listing.lines() {
+        let mut parts = line.split(' ');
+        let (name, object, peeled) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        let commit = if peeled.is_empty() { object } else { peeled };
+        for (prefix, lifecycle) in [
+            ("refs/heads/drafts/", "Draft"),
+            ("refs/heads/proposed/", "Proposed"),
+        ] {
+            if let Some((package, _ws)) = name.strip_prefix(prefix).and_then(|r| r.rsplit_once('/'))
+            {
+                if inside(package) {
+                    rows.push((
+                        package.to_string(),
+                        0,
+                        lifecycle.to_string(),
+                        commit.to_string(),
+                        false,
+                    ));
+                }
+            }
+        }
+        if let Some(rest) = name.strip_prefix("refs/heads/deletionProposed/") {
+            deletion.insert(rest.to_string());
+        }
+        if let Some((package, version)) = name
+            .strip_prefix("refs/tags/")
+            .and_then(|r| r.rsplit_once('/'))
+        {
+            let number = version
+                .strip_prefix('v')
+                .filter(|n| !n.starts_with('0'))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(n) = number.filter(|_| inside(package)) {
+                let holds = std::process::Command::new("git")
+                    .arg("--git-dir")
+                    .arg(repo)
+                    .args([
+                        "-c",
+                        "safe.directory=*",
+                        "cat-file",
+                        "-e",
+                        &format!("{commit}:{package}/Kptfile"),
+                    ])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if holds {
+                    tags.push((package.to_string(), n, commit.to_string()));
+                }
+            }
+        }
+    }
+    let mut latest: BTreeMap<String, u64> = BTreeMap::new();
+    for (package, n, _) in &tags {
+        let entry = latest.entry(package.clone()).or_insert(0);
+        *entry = (*entry).max(*n);
+    }
+    for (package, n, commit) in tags {
+        let lifecycle = if deletion.contains(&format!("{package}/v{n}")) {
+            "DeletionProposed"
+        } else {
+            "Published"
+        };
+        let is_latest = latest.get(&package) == Some(&n);
+        rows.push((package, n, lifecycle.to_string(), commit, is_latest));
+    }
+    rows.sort();
+    rows
+}
+
+/// The API's full listing of `repository` equals what its refs imply.
+pub fn assert_listing_matches_refs(
+    server: &Server,
+    user: &TestUser,
+    repository: &str,
+    directory: &str,
+    context: &str,
+) {
+    let listed = rows(&revisions(server, user, repository, ""));
+    let expected = rows_from_refs(&server.repo_dir(repository), directory);
+    assert_eq!(
+        listed, expected,
+        "{context}: the API's listing of {repository} differs from its refs"
+    );
+}

@@ -1,0 +1,534 @@
+//! The JSON API (contract §11): repositories and their package revisions,
+//! computed from refs and trees at the moment of the call — no second store,
+//! so a push is visible in the very next call.
+//!
+//! - `GET /api/v1/repositories`: the repositories the caller may read.
+//! - `GET /api/v1/repositories/{repo}`: one of them.
+//! - `GET /api/v1/repositories/{repo}/revisions`: its package revisions,
+//!   filtered by `package`, `lifecycle`, `workspace` and `latest`, paged by
+//!   `limit` and `continue`.
+//! - `GET /api/v1/repositories/{repo}/revisions/{name}`: one revision.
+//!
+//! Every answer carries an `ETag` (a digest of the body); a request whose
+//! `If-None-Match` names it gets `304 Not Modified`. Errors are JSON
+//! `{"error": "...", "code": "..."}`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use cadgate_config::Role;
+use cadgate_hooks::kptfile::{upstream_lock_of, UpstreamLock};
+use cadgate_hooks::listing::{self, Lifecycle, PackageRevision};
+use cadgate_hooks::refs::Layout;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::auth::{self, Principal};
+use crate::error::HttpError;
+use crate::repositories::Repository;
+use crate::service::{ResponseBody, State};
+
+/// The most revisions one page holds, and the page size when none is asked.
+pub const MAX_PAGE: usize = 10_000;
+
+/// Parsed `upstreamLock`s by Kptfile blob id. Blobs never change, so an
+/// entry never goes stale; the map is emptied when it outgrows its bound,
+/// so memory stays flat however often the API is called.
+#[derive(Debug, Default)]
+pub struct LockCache {
+    locks: Mutex<HashMap<String, Option<UpstreamLock>>>,
+}
+
+/// Entries [`LockCache`] holds before it starts over.
+const LOCK_CACHE_ENTRIES: usize = 500_000;
+
+/// Serve `/api/<path>`.
+pub async fn serve(
+    state: &State,
+    request: Request<Incoming>,
+    path: &str,
+) -> Result<Response<ResponseBody>, HttpError> {
+    let json = |e: HttpError, code| e.json(code);
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return Err(json(
+            HttpError::method_not_allowed("GET"),
+            "method_not_allowed",
+        ));
+    }
+    let principal = auth::authenticate(&state.config, request.headers())
+        .map_err(|e| json(e, "unauthorized"))?
+        .ok_or_else(|| {
+            json(
+                HttpError::unauthorized(
+                    "the API needs a user name and token (HTTP Basic), as git does",
+                ),
+                "unauthorized",
+            )
+        })?;
+    let query = Query::parse(request.uri().query())?;
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let body = match segments.as_slice() {
+        ["v1", "repositories"] => {
+            query.only(&[])?;
+            let mut items: Vec<_> = state
+                .registry
+                .iter()
+                .filter(|repo| readable(state, &principal, &repo.config.name).is_ok())
+                .map(|repo| repository_json(repo))
+                .collect();
+            items.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+            serde_json::json!({ "items": items })
+        }
+        ["v1", "repositories", name] => {
+            query.only(&[])?;
+            repository_json(repository(state, &principal, name)?)
+        }
+        ["v1", "repositories", name, "revisions"] => {
+            let repo = repository(state, &principal, name)?;
+            let filter = Filter::from_query(&query)?;
+            let revisions = revisions(repo).await?;
+            page(&revisions, &filter)?
+        }
+        ["v1", "repositories", name, "revisions", revision] => {
+            query.only(&[])?;
+            let repo = repository(state, &principal, name)?;
+            revisions(repo)
+                .await?
+                .into_iter()
+                .find(|r| r["name"] == *revision)
+                .ok_or_else(|| {
+                    json(
+                        HttpError::not_found(format!(
+                            "repository '{name}' has no package revision '{revision}'"
+                        )),
+                        "not_found",
+                    )
+                })?
+        }
+        _ => {
+            return Err(json(
+                HttpError::not_found(format!("no API endpoint /api/{path}")),
+                "not_found",
+            ))
+        }
+    };
+    Ok(respond(request.headers(), &body))
+}
+
+/// The repository `name`, if registered and readable by `principal`. An
+/// unreadable repository is reported like a missing one only when the
+/// caller has no role at all on it; otherwise 403 says which role is needed.
+fn repository<'s>(
+    state: &'s State,
+    principal: &Principal,
+    name: &str,
+) -> Result<&'s Arc<Repository>, HttpError> {
+    let repo = state.registry.get(name).ok_or_else(|| {
+        HttpError::not_found(format!(
+            "repository '{name}' is not registered on this server"
+        ))
+        .json("not_found")
+    })?;
+    readable(state, principal, name)?;
+    Ok(repo)
+}
+
+fn readable(state: &State, principal: &Principal, name: &str) -> Result<Role, HttpError> {
+    auth::authorize(
+        &state.config,
+        principal,
+        name,
+        Role::Reader,
+        "reading its package revisions",
+    )
+    .map_err(|e| e.json("forbidden"))
+}
+
+fn repository_json(repo: &Repository) -> serde_json::Value {
+    let config = &repo.config;
+    serde_json::json!({
+        "name": config.name,
+        "branch": config.branch,
+        "directory": config.directory,
+        "deployment": config.deployment,
+        "url": format!("/{}.git", config.name),
+        "publishedUrl": format!("/published/{}.git", config.name),
+        "upstream": repo.upstream.as_ref().map(|u| u.url()),
+    })
+}
+
+/// One package revision as the API shows it (Porch's field names).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RevisionJson<'a> {
+    name: String,
+    repository: &'a str,
+    package_name: &'a str,
+    workspace_name: &'a str,
+    revision: u64,
+    lifecycle: &'static str,
+    latest: bool,
+    commit: &'a str,
+    published_by: Option<&'a str>,
+    published_at: Option<String>,
+    upstream_lock: Option<UpstreamLock>,
+}
+
+/// Every package revision of `repo`, as JSON objects in listing order.
+async fn revisions(repo: &Arc<Repository>) -> Result<Vec<serde_json::Value>, HttpError> {
+    if let Err(e) = repo.refresh().await {
+        tracing::warn!(repository = %repo.config.name, error = %e, "listing the mirror as it is: the upstream did not answer");
+    }
+    let repo = repo.clone();
+    tokio::task::spawn_blocking(move || {
+        let git = cadgate_hooks::git::Repo::open(&repo.path)?;
+        let layout = Layout::new(&repo.config.branch, &repo.config.directory);
+        let listed = listing::list(&git, &layout)?;
+        let locks = repo.api_locks.resolve(&git, &listed)?;
+        Ok::<_, cadgate_hooks::git::GitError>(
+            listed
+                .iter()
+                .zip(locks)
+                .map(|(r, lock)| revision_json(&repo.config.name, r, lock))
+                .collect(),
+        )
+    })
+    .await
+    .map_err(|e| HttpError::internal(format!("the listing failed: {e}")).json("internal"))?
+    .map_err(|e| {
+        tracing::error!(error = %e, "cannot list package revisions");
+        HttpError::internal("cannot read the repository; the server log says why").json("internal")
+    })
+}
+
+impl LockCache {
+    /// The `upstreamLock` of each revision's Kptfile.
+    fn resolve(
+        &self,
+        git: &cadgate_hooks::git::Repo,
+        listed: &[PackageRevision],
+    ) -> Result<Vec<Option<UpstreamLock>>, cadgate_hooks::git::GitError> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        if locks.len() > LOCK_CACHE_ENTRIES {
+            locks.clear();
+        }
+        listed
+            .iter()
+            .map(|r| {
+                let Some(blob) = &r.kptfile else {
+                    return Ok(None);
+                };
+                if let Some(lock) = locks.get(blob) {
+                    return Ok(lock.clone());
+                }
+                let lock = git
+                    .read_blob(blob)?
+                    .and_then(|data| upstream_lock_of(&String::from_utf8_lossy(&data)));
+                locks.insert(blob.clone(), lock.clone());
+                Ok(lock)
+            })
+            .collect()
+    }
+}
+
+fn revision_json(
+    repository: &str,
+    r: &PackageRevision,
+    upstream_lock: Option<UpstreamLock>,
+) -> serde_json::Value {
+    let package = r.package.as_str();
+    let json = RevisionJson {
+        name: revision_name(repository, package, &r.workspace),
+        repository,
+        package_name: package,
+        workspace_name: &r.workspace,
+        revision: r.revision,
+        lifecycle: r.lifecycle.as_str(),
+        latest: r.latest,
+        commit: &r.commit,
+        published_by: r.published_by.as_deref(),
+        published_at: r.published_at.and_then(|t| {
+            jiff::Timestamp::from_second(t)
+                .ok()
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        }),
+        upstream_lock,
+    };
+    serde_json::to_value(json).unwrap_or(serde_json::Value::Null)
+}
+
+/// `repo.F-with-dots.ws` (contract §11).
+pub fn revision_name(repository: &str, package: &str, workspace: &str) -> String {
+    format!("{repository}.{}.{workspace}", package.replace('/', "."))
+}
+
+/// The query string, decoded. A key given twice is refused.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Result<Self, HttpError> {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        for (i, (key, _)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(k, _)| k == key) {
+                return Err(bad_filter(format!("the parameter '{key}' is given twice")));
+            }
+        }
+        Ok(Self(pairs))
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Refuse parameters other than `known` (a typo must not silently
+    /// widen a listing).
+    fn only(&self, known: &[&str]) -> Result<(), HttpError> {
+        match self.0.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            None => Ok(()),
+            Some((key, _)) if known.is_empty() => Err(bad_filter(format!(
+                "unknown parameter '{key}'; this endpoint takes none"
+            ))),
+            Some((key, _)) => Err(bad_filter(format!(
+                "unknown parameter '{key}'; known: {}",
+                known.join(", ")
+            ))),
+        }
+    }
+}
+
+fn bad_filter(message: String) -> HttpError {
+    HttpError::bad_request(message).json("bad_filter")
+}
+
+/// What `/revisions` was asked for.
+struct Filter {
+    package: Option<String>,
+    workspace: Option<String>,
+    lifecycle: Option<Lifecycle>,
+    latest: Option<bool>,
+    limit: usize,
+    after: Option<String>,
+}
+
+impl Filter {
+    fn from_query(query: &Query) -> Result<Self, HttpError> {
+        query.only(&[
+            "package",
+            "workspace",
+            "lifecycle",
+            "latest",
+            "limit",
+            "continue",
+        ])?;
+        let lifecycle = match query.get("lifecycle") {
+            None => None,
+            Some(text) => Some(
+                [
+                    Lifecycle::Draft,
+                    Lifecycle::Proposed,
+                    Lifecycle::Published,
+                    Lifecycle::DeletionProposed,
+                ]
+                .into_iter()
+                .find(|l| l.as_str() == text)
+                .ok_or_else(|| {
+                    bad_filter(format!(
+                        "lifecycle '{text}' is not one of Draft, Proposed, Published, DeletionProposed"
+                    ))
+                })?,
+            ),
+        };
+        let latest = match query.get("latest") {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(bad_filter(format!("latest '{other}' is not true or false")))
+            }
+        };
+        let limit = match query.get("limit") {
+            None => MAX_PAGE,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+                _ => {
+                    return Err(bad_filter(format!(
+                        "limit '{text}' is not a number from 1 to {MAX_PAGE}"
+                    )))
+                }
+            },
+        };
+        let after = match query.get("continue") {
+            None => None,
+            Some(token) => Some(decode_token(token).ok_or_else(|| {
+                bad_filter(
+                    "the continue token is not one this server gave; start again without it".into(),
+                )
+            })?),
+        };
+        Ok(Self {
+            package: query
+                .get("package")
+                .map(|p| p.trim_matches('/').to_string()),
+            workspace: query.get("workspace").map(str::to_string),
+            lifecycle,
+            latest,
+            limit,
+            after,
+        })
+    }
+
+    fn admits(&self, r: &serde_json::Value) -> bool {
+        self.package
+            .as_deref()
+            .is_none_or(|p| r["packageName"] == p)
+            && self
+                .workspace
+                .as_deref()
+                .is_none_or(|w| r["workspaceName"] == w)
+            && self.lifecycle.is_none_or(|l| r["lifecycle"] == l.as_str())
+            && self.latest.is_none_or(|latest| r["latest"] == latest)
+    }
+}
+
+/// The key a page continues after: the listing's sort order, so a page
+/// boundary survives revisions appearing or going between calls.
+fn sort_key(r: &serde_json::Value) -> String {
+    format!(
+        "{}\u{0}{:020}\u{0}{}\u{0}{}",
+        r["packageName"].as_str().unwrap_or(""),
+        r["revision"].as_u64().unwrap_or(0),
+        lifecycle_rank(r["lifecycle"].as_str().unwrap_or("")),
+        r["workspaceName"].as_str().unwrap_or("")
+    )
+}
+
+fn lifecycle_rank(lifecycle: &str) -> u8 {
+    match lifecycle {
+        "Draft" => 0,
+        "Proposed" => 1,
+        "Published" => 2,
+        _ => 3,
+    }
+}
+
+fn encode_token(key: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+}
+
+fn decode_token(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    String::from_utf8(bytes)
+        .ok()
+        .filter(|k| k.contains('\u{0}'))
+}
+
+/// One page of the filtered revisions, with a `continue` token when more follow.
+fn page(revisions: &[serde_json::Value], filter: &Filter) -> Result<serde_json::Value, HttpError> {
+    let mut matching = revisions.iter().filter(|r| filter.admits(r)).filter(|r| {
+        filter
+            .after
+            .as_deref()
+            .is_none_or(|after| sort_key(r).as_str() > after)
+    });
+    let items: Vec<&serde_json::Value> = matching.by_ref().take(filter.limit).collect();
+    let more = matching.next().is_some();
+    let mut body = serde_json::json!({ "items": items });
+    if more {
+        if let Some(last) = items.last() {
+            body["continue"] = serde_json::Value::String(encode_token(&sort_key(last)));
+        }
+    }
+    Ok(body)
+}
+
+/// 200 with the JSON body and its ETag, or 304 when the client has it.
+fn respond(request: &HeaderMap, body: &serde_json::Value) -> Response<ResponseBody> {
+    let text = body.to_string() + "\n";
+    let etag = format!(
+        "\"{}\"",
+        hex::encode(&Sha256::digest(text.as_bytes())[..16])
+    );
+    let fresh = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let (status, payload) = if fresh {
+        (StatusCode::NOT_MODIFIED, Bytes::new())
+    } else {
+        (StatusCode::OK, Bytes::from(text))
+    };
+    let mut response = Response::new(
+        Full::new(payload)
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_porch() {
+        assert_eq!(
+            revision_name("blueprints", "catalog/apps/web", "ws-1"),
+            "blueprints.catalog.apps.web.ws-1"
+        );
+    }
+
+    #[test]
+    fn continue_tokens_round_trip_and_foreign_ones_are_refused() {
+        let key = "apps/web\u{0}00000000000000000003\u{0}2\u{0}v3";
+        assert_eq!(decode_token(&encode_token(key)).as_deref(), Some(key));
+        assert_eq!(decode_token("not base64!"), None);
+        assert_eq!(decode_token(&encode_token("no separator")), None);
+    }
+
+    #[test]
+    fn unknown_and_repeated_parameters_are_refused() {
+        let query = Query::parse(Some("pakage=x")).expect("parse");
+        let err = Filter::from_query(&query).err().expect("refused");
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(
+            err.message.contains("unknown parameter 'pakage'"),
+            "{}",
+            err.message
+        );
+        assert!(Query::parse(Some("limit=1&limit=2")).is_err());
+        for bad in [
+            "lifecycle=published",
+            "latest=yes",
+            "limit=0",
+            "limit=10001",
+            "continue=x",
+        ] {
+            let query = Query::parse(Some(bad)).expect("parse");
+            assert!(Filter::from_query(&query).is_err(), "{bad}");
+        }
+    }
+}
