@@ -153,16 +153,17 @@ pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
     rows
 }
 
-/// The API's full listing of `repository` equals what its refs imply.
+/// The API's full listing of `repository` (whose bare repository is
+/// `repo_dir`) equals what its refs imply.
 pub fn assert_listing_matches_refs(
     server: &Server,
     user: &TestUser,
-    repository: &str,
+    (repository, repo_dir): (&str, &Path),
     directory: &str,
     context: &str,
 ) {
     let listed = rows(&revisions(server, user, repository, ""));
-    let expected = rows_from_refs(&server.repo_dir(repository), directory);
+    let expected = rows_from_refs(repo_dir, directory);
     assert_eq!(
         listed, expected,
         "{context}: the API's listing of {repository} differs from its refs"

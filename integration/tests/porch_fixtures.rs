@@ -111,3 +111,49 @@ fn manually_tagged_repository_continues_after_the_hand_made_tag() {
     let err = publish_new_revision(&server, "manually-tagged-repository", "pkg");
     assert!(err.contains("published pkg v3"), "{err}");
 }
+
+/// The JSON API lists every fixture as its refs say, and still does after
+/// cadgate publishes a revision into it.
+#[test]
+fn the_api_lists_every_fixture_as_its_refs_say() {
+    let admin = TestUser::new("admin");
+    for (name, package) in [
+        ("simple-repository", Some("basens")),
+        ("nested-repository", Some("catalog/namespace/basens")),
+        ("manually-tagged-repository", Some("pkg")),
+        ("drafts-repository", None),
+        ("empty-repository", None),
+        ("trivial-repository", None),
+        ("publishinfo-repository", None),
+        ("nested-repository-with-invalid-kpt-annotation", None),
+    ] {
+        let (server, data) = serve_fixture(name);
+        let repo = data.path().join(format!("repositories/{name}.git"));
+        cadgate_integration::api::assert_listing_matches_refs(
+            &server,
+            &admin,
+            (name, &repo),
+            "",
+            name,
+        );
+        if let Some(package) = package {
+            publish_new_revision(&server, name, package);
+            let context = format!("{name} after a publish");
+            cadgate_integration::api::assert_listing_matches_refs(
+                &server,
+                &admin,
+                (name, &repo),
+                "",
+                &context,
+            );
+            let latest = cadgate_integration::api::revisions(
+                &server,
+                &admin,
+                name,
+                &format!("package={package}&latest=true"),
+            );
+            assert_eq!(latest.len(), 1, "{context}: {latest:?}");
+            assert_eq!(latest[0]["workspaceName"], "cadgate", "{context}");
+        }
+    }
+}
