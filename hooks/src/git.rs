@@ -48,7 +48,7 @@ pub struct RefEntry {
 }
 
 /// What the listing needs of a commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommitInfo {
     /// Author e-mail.
     pub author_email: String,
@@ -181,6 +181,29 @@ impl Repo {
                     target: target.to_string(),
                     commit: commit.to_string(),
                 });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The refs named by `patterns` (as for [`Repo::refs_under`]) with the
+    /// object each points at, unpeeled: no object is read, so this costs
+    /// only the ref storage's own reading.
+    pub fn ref_targets(&self, patterns: &[&str]) -> Result<Vec<(String, String)>, GitError> {
+        let platform = self
+            .gix
+            .references()
+            .map_err(|e| self.error("read refs", e))?;
+        let mut out = Vec::new();
+        for pattern in patterns {
+            let iter = platform
+                .prefixed(pattern.as_bytes().as_bstr())
+                .map_err(|e| self.error(&format!("read refs {pattern}"), e))?;
+            for reference in iter {
+                let reference = reference.map_err(|e| self.error("read refs", e))?;
+                if let Some(id) = reference.target().try_id() {
+                    out.push((reference.name().as_bstr().to_string(), id.to_string()));
+                }
             }
         }
         Ok(out)

@@ -7,11 +7,12 @@
 //! Foreign tags and branches are ignored.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
 use crate::git::{GitError, Repo};
-use crate::kptfile::KPTFILE;
+use crate::kptfile::{upstream_lock_of, UpstreamLock, KPTFILE};
 use crate::refs::{Layout, PackagePath, RefKind};
 
 /// Where a package revision is in its lifecycle.
@@ -58,9 +59,8 @@ pub struct PackageRevision {
     pub published_by: Option<String>,
     /// Author time of the approval commit, seconds since the epoch.
     pub published_at: Option<i64>,
-    /// The blob id of its `F/Kptfile` (absent only for a draft or proposal
-    /// that lost its Kptfile); read it for `upstreamLock`.
-    pub kptfile: Option<String>,
+    /// The `upstreamLock` of its `F/Kptfile`, when it has one.
+    pub upstream_lock: Option<UpstreamLock>,
 }
 
 /// Porch's `kpt:` annotation in commit messages.
@@ -115,59 +115,171 @@ pub fn published_workspaces(
         .collect())
 }
 
+/// Facts of one package revision that never change for a given commit and
+/// package: read from objects once and remembered by a [`Memo`].
+#[derive(Debug, Clone)]
+struct Facts {
+    /// `F/Kptfile` is a file in the commit.
+    has_kptfile: bool,
+    /// Its `upstreamLock`.
+    upstream_lock: Option<UpstreamLock>,
+    /// Author of the commit (the approval commit for a published revision).
+    author_email: String,
+    /// Author time, seconds since the epoch.
+    author_time: i64,
+    /// The workspace its `kpt:` annotation names for the package.
+    annotated_workspace: Option<String>,
+}
+
+/// What listings have already read from immutable objects: which commit a
+/// ref's object peels to, and each (commit, package)'s [`Facts`]. Objects
+/// never change, so nothing here goes stale; refs are read afresh by every
+/// listing, so a push is still visible in the very next one. Bounded: past
+/// [`MEMO_ENTRIES`] it starts over, so memory stays flat.
+#[derive(Debug, Default)]
+pub struct Memo {
+    inner: Mutex<MemoInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoInner {
+    peeled: HashMap<String, String>,
+    facts: HashMap<(String, String), Arc<Facts>>,
+}
+
+/// Entries a [`Memo`] holds before it starts over.
+pub const MEMO_ENTRIES: usize = 1_000_000;
+
+impl Memo {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoInner> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.facts.len() + inner.peeled.len() > MEMO_ENTRIES {
+            *inner = MemoInner::default();
+        }
+        inner
+    }
+}
+
+impl MemoInner {
+    fn peel(&mut self, repo: &Repo, target: &str) -> String {
+        if let Some(commit) = self.peeled.get(target) {
+            return commit.clone();
+        }
+        let commit = repo
+            .peel(target)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| target.to_string());
+        self.peeled.insert(target.to_string(), commit.clone());
+        commit
+    }
+
+    fn facts(
+        &mut self,
+        repo: &Repo,
+        commit: &str,
+        package: &PackagePath,
+    ) -> Result<Arc<Facts>, GitError> {
+        let key = (commit.to_string(), package.as_str().to_string());
+        if let Some(facts) = self.facts.get(&key) {
+            return Ok(facts.clone());
+        }
+        let kptfile = repo.file_id(commit, &format!("{package}/{KPTFILE}"))?;
+        let upstream_lock = match &kptfile {
+            Some(blob) => repo
+                .read_blob(blob)?
+                .and_then(|data| upstream_lock_of(&String::from_utf8_lossy(&data))),
+            None => None,
+        };
+        let info = repo
+            .commit_infos(std::slice::from_ref(&key.0))?
+            .pop()
+            .unwrap_or_default();
+        let facts = Arc::new(Facts {
+            has_kptfile: kptfile.is_some(),
+            upstream_lock,
+            annotated_workspace: annotated_workspace(&info.message, package),
+            author_email: info.author_email,
+            author_time: info.author_time,
+        });
+        self.facts.insert(key, facts.clone());
+        Ok(facts)
+    }
+}
+
+/// The refs a listing reads: every branch and tag, or with `package` only
+/// the refs that can name its revisions (fast in a repository of thousands
+/// of packages: packed refs are searched by prefix).
+pub fn listing_patterns(package: Option<&PackagePath>) -> Vec<String> {
+    match package {
+        None => vec!["refs/heads/".into(), "refs/tags/".into()],
+        Some(p) => vec![
+            format!("{}{p}/", crate::refs::DRAFTS),
+            format!("{}{p}/", crate::refs::PROPOSED),
+            format!("refs/tags/{p}/"),
+            format!("{}{p}/", crate::refs::DELETION_PROPOSED),
+        ],
+    }
+}
+
 /// List every package revision of the repository.
 pub fn list(repo: &Repo, layout: &Layout) -> Result<Vec<PackageRevision>, GitError> {
-    let refs = repo.refs()?;
+    let patterns = listing_patterns(None);
+    let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    let refs = repo.ref_targets(&patterns)?;
+    list_refs(repo, layout, &refs, &Memo::default())
+}
+
+/// The package revisions `refs` (name, object) name, sorted by package,
+/// revision, lifecycle and workspace; objects are read through `memo`.
+pub fn list_refs(
+    repo: &Repo,
+    layout: &Layout,
+    refs: &[(String, String)],
+    memo: &Memo,
+) -> Result<Vec<PackageRevision>, GitError> {
+    let mut memo = memo.lock();
     let mut out = Vec::new();
     let mut tags = Vec::new();
     let mut deletion_proposed = std::collections::HashSet::new();
-    for entry in &refs {
-        match layout.classify(&entry.name) {
+    for (name, target) in refs {
+        match layout.classify(name) {
             RefKind::Draft { package, workspace } | RefKind::Proposed { package, workspace } => {
-                let lifecycle = if entry.name.starts_with(crate::refs::DRAFTS) {
+                let lifecycle = if name.starts_with(crate::refs::DRAFTS) {
                     Lifecycle::Draft
                 } else {
                     Lifecycle::Proposed
                 };
+                let commit = memo.peel(repo, target);
+                let facts = memo.facts(repo, &commit, &package)?;
                 out.push(PackageRevision {
                     package,
                     workspace,
                     revision: 0,
                     lifecycle,
                     latest: false,
-                    commit: entry.commit.clone(),
+                    commit,
                     published_by: None,
                     published_at: None,
-                    kptfile: None,
+                    upstream_lock: facts.upstream_lock.clone(),
                 });
             }
-            RefKind::Published { package, revision } => {
-                tags.push((package, revision, entry.commit.clone()))
-            }
+            RefKind::Published { package, revision } => tags.push((package, revision, target)),
             RefKind::DeletionProposed { package, revision } => {
                 deletion_proposed.insert((package, revision));
             }
             _ => {}
         }
     }
-    for r in &mut out {
-        r.kptfile = repo.file_id(&r.commit, &format!("{}/{KPTFILE}", r.package))?;
-    }
-    // A tag is a package revision only when its commit holds the package.
-    let tags: Vec<_> = tags
-        .into_iter()
-        .map(|(p, n, c)| {
-            let kptfile = repo.file_id(&c, &format!("{p}/{KPTFILE}"))?;
-            Ok(kptfile.map(|k| (p, n, c, k)))
-        })
-        .collect::<Result<Vec<_>, GitError>>()?
-        .into_iter()
-        .flatten()
-        .collect();
-    let commits: Vec<String> = tags.iter().map(|(_, _, c, _)| c.clone()).collect();
-    let infos = repo.commit_infos(&commits)?;
     let mut latest: HashMap<PackagePath, u64> = HashMap::new();
-    for ((package, revision, commit, kptfile), info) in tags.into_iter().zip(infos) {
+    let first_published = out.len();
+    for (package, revision, target) in tags {
+        let commit = memo.peel(repo, target);
+        let facts = memo.facts(repo, &commit, &package)?;
+        // A tag is a package revision only when its commit holds the package.
+        if !facts.has_kptfile {
+            continue;
+        }
         let entry = latest.entry(package.clone()).or_insert(0);
         *entry = (*entry).max(revision);
         let lifecycle = if deletion_proposed.contains(&(package.clone(), revision)) {
@@ -175,30 +287,36 @@ pub fn list(repo: &Repo, layout: &Layout) -> Result<Vec<PackageRevision>, GitErr
         } else {
             Lifecycle::Published
         };
-        let workspace =
-            annotated_workspace(&info.message, &package).unwrap_or_else(|| format!("v{revision}"));
         out.push(PackageRevision {
+            workspace: facts
+                .annotated_workspace
+                .clone()
+                .unwrap_or_else(|| format!("v{revision}")),
             package,
-            workspace,
             revision,
             lifecycle,
             latest: false,
             commit,
-            published_by: Some(info.author_email),
-            published_at: Some(info.author_time),
-            kptfile: Some(kptfile),
+            published_by: Some(facts.author_email.clone()),
+            published_at: Some(facts.author_time),
+            upstream_lock: facts.upstream_lock.clone(),
         });
     }
-    for r in &mut out {
-        r.latest = r.revision > 0 && latest.get(&r.package) == Some(&r.revision);
+    for r in &mut out[first_published..] {
+        r.latest = latest.get(&r.package) == Some(&r.revision);
     }
-    out.sort_by(|a, b| {
-        (a.package.as_str(), a.revision, a.lifecycle, &a.workspace).cmp(&(
-            b.package.as_str(),
-            b.revision,
-            b.lifecycle,
-            &b.workspace,
-        ))
-    });
+    out.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     Ok(out)
+}
+
+impl PackageRevision {
+    /// The listing's order: package, revision, lifecycle, workspace.
+    pub fn sort_key(&self) -> (&str, u64, Lifecycle, &str) {
+        (
+            self.package.as_str(),
+            self.revision,
+            self.lifecycle,
+            &self.workspace,
+        )
+    }
 }

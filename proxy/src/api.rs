@@ -13,15 +13,14 @@
 //! `If-None-Match` names it gets `304 Not Modified`. Errors are JSON
 //! `{"error": "...", "code": "..."}`.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use cadgate_config::Role;
-use cadgate_hooks::kptfile::{upstream_lock_of, UpstreamLock};
+use cadgate_hooks::kptfile::UpstreamLock;
 use cadgate_hooks::listing::{self, Lifecycle, PackageRevision};
-use cadgate_hooks::refs::Layout;
+use cadgate_hooks::refs::{Layout, PackagePath};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -33,19 +32,9 @@ use crate::error::HttpError;
 use crate::repositories::Repository;
 use crate::service::{ResponseBody, State};
 
-/// The most revisions one page holds, and the page size when none is asked.
+/// The largest `limit` a page may ask for. Without `limit` the whole
+/// listing comes in one answer.
 pub const MAX_PAGE: usize = 10_000;
-
-/// Parsed `upstreamLock`s by Kptfile blob id. Blobs never change, so an
-/// entry never goes stale; the map is emptied when it outgrows its bound,
-/// so memory stays flat however often the API is called.
-#[derive(Debug, Default)]
-pub struct LockCache {
-    locks: Mutex<HashMap<String, Option<UpstreamLock>>>,
-}
-
-/// Entries [`LockCache`] holds before it starts over.
-const LOCK_CACHE_ENTRIES: usize = 500_000;
 
 /// Serve `/api/<path>`.
 pub async fn serve(
@@ -91,16 +80,15 @@ pub async fn serve(
         ["v1", "repositories", name, "revisions"] => {
             let repo = repository(state, &principal, name)?;
             let filter = Filter::from_query(&query)?;
-            let revisions = revisions(repo).await?;
-            page(&revisions, &filter)?
+            return revisions_page(repo, &filter, request.headers()).await;
         }
         ["v1", "repositories", name, "revisions", revision] => {
             query.only(&[])?;
             let repo = repository(state, &principal, name)?;
-            revisions(repo)
-                .await?
-                .into_iter()
-                .find(|r| r["name"] == *revision)
+            let (listed, _) = list(repo, None).await?;
+            let found = listed
+                .iter()
+                .find(|r| revision_name(name, r.package.as_str(), &r.workspace) == *revision)
                 .ok_or_else(|| {
                     json(
                         HttpError::not_found(format!(
@@ -108,7 +96,9 @@ pub async fn serve(
                         )),
                         "not_found",
                     )
-                })?
+                })?;
+            serde_json::to_value(RevisionJson::new(name, found))
+                .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?
         }
         _ => {
             return Err(json(
@@ -117,7 +107,9 @@ pub async fn serve(
             ))
         }
     };
-    Ok(respond(request.headers(), &body))
+    let text = body.to_string() + "\n";
+    let etag = digest(&[text.as_bytes()]);
+    Ok(respond(request.headers(), etag, text.into_bytes()))
 }
 
 /// The repository `name`, if registered and readable by `principal`. An
@@ -176,11 +168,42 @@ struct RevisionJson<'a> {
     commit: &'a str,
     published_by: Option<&'a str>,
     published_at: Option<String>,
-    upstream_lock: Option<UpstreamLock>,
+    upstream_lock: Option<&'a UpstreamLock>,
 }
 
-/// Every package revision of `repo`, as JSON objects in listing order.
-async fn revisions(repo: &Arc<Repository>) -> Result<Vec<serde_json::Value>, HttpError> {
+impl<'a> RevisionJson<'a> {
+    fn new(repository: &'a str, r: &'a PackageRevision) -> Self {
+        let package = r.package.as_str();
+        Self {
+            name: revision_name(repository, package, &r.workspace),
+            repository,
+            package_name: package,
+            workspace_name: &r.workspace,
+            revision: r.revision,
+            lifecycle: r.lifecycle.as_str(),
+            latest: r.latest,
+            commit: &r.commit,
+            published_by: r.published_by.as_deref(),
+            published_at: r.published_at.and_then(|t| {
+                jiff::Timestamp::from_second(t)
+                    .ok()
+                    .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+            }),
+            upstream_lock: r.upstream_lock.as_ref(),
+        }
+    }
+}
+
+/// Bumped when the JSON of a revision changes shape, so ETags change too.
+const REPRESENTATION: &[u8] = b"cadgate-api-v1.1";
+
+/// The package revisions of `repo` (only `package`'s when given), and a
+/// digest of the refs they come from: the listing is a function of those
+/// refs (objects never change), so equal digests mean equal listings.
+async fn list(
+    repo: &Arc<Repository>,
+    package: Option<PackagePath>,
+) -> Result<(Vec<PackageRevision>, String), HttpError> {
     if let Err(e) = repo.refresh().await {
         tracing::warn!(repository = %repo.config.name, error = %e, "listing the mirror as it is: the upstream did not answer");
     }
@@ -188,15 +211,26 @@ async fn revisions(repo: &Arc<Repository>) -> Result<Vec<serde_json::Value>, Htt
     tokio::task::spawn_blocking(move || {
         let git = cadgate_hooks::git::Repo::open(&repo.path)?;
         let layout = Layout::new(&repo.config.branch, &repo.config.directory);
-        let listed = listing::list(&git, &layout)?;
-        let locks = repo.api_locks.resolve(&git, &listed)?;
-        Ok::<_, cadgate_hooks::git::GitError>(
-            listed
-                .iter()
-                .zip(locks)
-                .map(|(r, lock)| revision_json(&repo.config.name, r, lock))
-                .collect(),
-        )
+        let patterns = listing::listing_patterns(package.as_ref());
+        let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        let refs = git.ref_targets(&patterns)?;
+        let mut hasher = Sha256::new();
+        hasher.update(REPRESENTATION);
+        hasher.update(repo.config.branch.as_bytes());
+        hasher.update([0]);
+        hasher.update(repo.config.directory.as_bytes());
+        for (name, target) in &refs {
+            hasher.update([0]);
+            hasher.update(name.as_bytes());
+            hasher.update([0]);
+            hasher.update(target.as_bytes());
+        }
+        let state = hex::encode(&hasher.finalize()[..16]);
+        let mut listed = listing::list_refs(&git, &layout, &refs, &repo.listing_memo)?;
+        if let Some(package) = &package {
+            listed.retain(|r| r.package == *package);
+        }
+        Ok::<_, cadgate_hooks::git::GitError>((listed, state))
     })
     .await
     .map_err(|e| HttpError::internal(format!("the listing failed: {e}")).json("internal"))?
@@ -206,60 +240,60 @@ async fn revisions(repo: &Arc<Repository>) -> Result<Vec<serde_json::Value>, Htt
     })
 }
 
-impl LockCache {
-    /// The `upstreamLock` of each revision's Kptfile.
-    fn resolve(
-        &self,
-        git: &cadgate_hooks::git::Repo,
-        listed: &[PackageRevision],
-    ) -> Result<Vec<Option<UpstreamLock>>, cadgate_hooks::git::GitError> {
-        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-        if locks.len() > LOCK_CACHE_ENTRIES {
-            locks.clear();
-        }
-        listed
-            .iter()
-            .map(|r| {
-                let Some(blob) = &r.kptfile else {
-                    return Ok(None);
-                };
-                if let Some(lock) = locks.get(blob) {
-                    return Ok(lock.clone());
-                }
-                let lock = git
-                    .read_blob(blob)?
-                    .and_then(|data| upstream_lock_of(&String::from_utf8_lossy(&data)));
-                locks.insert(blob.clone(), lock.clone());
-                Ok(lock)
-            })
-            .collect()
-    }
-}
-
-fn revision_json(
-    repository: &str,
-    r: &PackageRevision,
-    upstream_lock: Option<UpstreamLock>,
-) -> serde_json::Value {
-    let package = r.package.as_str();
-    let json = RevisionJson {
-        name: revision_name(repository, package, &r.workspace),
-        repository,
-        package_name: package,
-        workspace_name: &r.workspace,
-        revision: r.revision,
-        lifecycle: r.lifecycle.as_str(),
-        latest: r.latest,
-        commit: &r.commit,
-        published_by: r.published_by.as_deref(),
-        published_at: r.published_at.and_then(|t| {
-            jiff::Timestamp::from_second(t)
-                .ok()
-                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        }),
-        upstream_lock,
+/// `GET …/revisions`: one page of the filtered listing. Its ETag is known
+/// from the refs alone, so an unchanged listing is answered 304 before it
+/// is computed or written.
+async fn revisions_page(
+    repo: &Arc<Repository>,
+    filter: &Filter,
+    request: &HeaderMap,
+) -> Result<Response<ResponseBody>, HttpError> {
+    let layout = Layout::new(&repo.config.branch, &repo.config.directory);
+    let package = match &filter.package {
+        None => None,
+        Some(p) => match layout.package(p) {
+            Some(package) => Some(package),
+            // Outside the repository's directory: no revisions there.
+            None => {
+                return Ok(respond(
+                    request,
+                    digest(&[b"empty"]),
+                    b"{\"items\":[]}\n".to_vec(),
+                ))
+            }
+        },
     };
-    serde_json::to_value(json).unwrap_or(serde_json::Value::Null)
+    let (listed, state) = list(repo, package).await?;
+    let etag = digest(&[state.as_bytes(), filter.canonical().as_bytes()]);
+    if fresh(request, &etag) {
+        return Ok(respond(request, etag, Vec::new()));
+    }
+    let name = repo.config.name.as_str();
+    let mut matching = listed.iter().filter(|r| filter.admits(r)).filter(|r| {
+        filter
+            .after
+            .as_deref()
+            .is_none_or(|after| sort_key(r).as_str() > after)
+    });
+    let mut body = Vec::with_capacity(256 * listed.len().min(filter.limit) + 64);
+    body.extend_from_slice(b"{\"items\":[");
+    let mut last = None;
+    for (i, r) in matching.by_ref().take(filter.limit).enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        serde_json::to_writer(&mut body, &RevisionJson::new(name, r))
+            .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?;
+        last = Some(r);
+    }
+    body.push(b']');
+    if let (Some(last), true) = (last, matching.next().is_some()) {
+        body.extend_from_slice(b",\"continue\":\"");
+        body.extend_from_slice(encode_token(&sort_key(last)).as_bytes());
+        body.push(b'"');
+    }
+    body.extend_from_slice(b"}\n");
+    Ok(respond(request, etag, body))
 }
 
 /// `repo.F-with-dots.ws` (contract §11).
@@ -357,7 +391,7 @@ impl Filter {
             }
         };
         let limit = match query.get("limit") {
-            None => MAX_PAGE,
+            None => usize::MAX,
             Some(text) => match text.parse::<usize>() {
                 Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
                 _ => {
@@ -387,38 +421,32 @@ impl Filter {
         })
     }
 
-    fn admits(&self, r: &serde_json::Value) -> bool {
+    fn admits(&self, r: &PackageRevision) -> bool {
         self.package
             .as_deref()
-            .is_none_or(|p| r["packageName"] == p)
-            && self
-                .workspace
-                .as_deref()
-                .is_none_or(|w| r["workspaceName"] == w)
-            && self.lifecycle.is_none_or(|l| r["lifecycle"] == l.as_str())
-            && self.latest.is_none_or(|latest| r["latest"] == latest)
+            .is_none_or(|p| r.package.as_str() == p)
+            && self.workspace.as_deref().is_none_or(|w| r.workspace == w)
+            && self.lifecycle.is_none_or(|l| r.lifecycle == l)
+            && self.latest.is_none_or(|latest| r.latest == latest)
+    }
+
+    /// The filter as one string, for the ETag.
+    fn canonical(&self) -> String {
+        format!(
+            "{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{}\u{0}{:?}",
+            self.package, self.workspace, self.lifecycle, self.latest, self.limit, self.after
+        )
     }
 }
 
 /// The key a page continues after: the listing's sort order, so a page
 /// boundary survives revisions appearing or going between calls.
-fn sort_key(r: &serde_json::Value) -> String {
+fn sort_key(r: &PackageRevision) -> String {
+    let (package, revision, lifecycle, workspace) = r.sort_key();
     format!(
-        "{}\u{0}{:020}\u{0}{}\u{0}{}",
-        r["packageName"].as_str().unwrap_or(""),
-        r["revision"].as_u64().unwrap_or(0),
-        lifecycle_rank(r["lifecycle"].as_str().unwrap_or("")),
-        r["workspaceName"].as_str().unwrap_or("")
+        "{package}\u{0}{revision:020}\u{0}{}\u{0}{workspace}",
+        lifecycle as u8
     )
-}
-
-fn lifecycle_rank(lifecycle: &str) -> u8 {
-    match lifecycle {
-        "Draft" => 0,
-        "Proposed" => 1,
-        "Published" => 2,
-        _ => 3,
-    }
 }
 
 fn encode_token(key: &str) -> String {
@@ -436,40 +464,30 @@ fn decode_token(token: &str) -> Option<String> {
         .filter(|k| k.contains('\u{0}'))
 }
 
-/// One page of the filtered revisions, with a `continue` token when more follow.
-fn page(revisions: &[serde_json::Value], filter: &Filter) -> Result<serde_json::Value, HttpError> {
-    let mut matching = revisions.iter().filter(|r| filter.admits(r)).filter(|r| {
-        filter
-            .after
-            .as_deref()
-            .is_none_or(|after| sort_key(r).as_str() > after)
-    });
-    let items: Vec<&serde_json::Value> = matching.by_ref().take(filter.limit).collect();
-    let more = matching.next().is_some();
-    let mut body = serde_json::json!({ "items": items });
-    if more {
-        if let Some(last) = items.last() {
-            body["continue"] = serde_json::Value::String(encode_token(&sort_key(last)));
-        }
+/// A strong ETag over `parts`.
+fn digest(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+        hasher.update([0]);
     }
-    Ok(body)
+    format!("\"{}\"", hex::encode(&hasher.finalize()[..16]))
 }
 
-/// 200 with the JSON body and its ETag, or 304 when the client has it.
-fn respond(request: &HeaderMap, body: &serde_json::Value) -> Response<ResponseBody> {
-    let text = body.to_string() + "\n";
-    let etag = format!(
-        "\"{}\"",
-        hex::encode(&Sha256::digest(text.as_bytes())[..16])
-    );
-    let fresh = request
+/// Does the request's `If-None-Match` name `etag`?
+fn fresh(request: &HeaderMap, etag: &str) -> bool {
+    request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let (status, payload) = if fresh {
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// 200 with the JSON `body` and its ETag, or 304 when the client has it.
+fn respond(request: &HeaderMap, etag: String, body: Vec<u8>) -> Response<ResponseBody> {
+    let (status, payload) = if fresh(request, &etag) {
         (StatusCode::NOT_MODIFIED, Bytes::new())
     } else {
-        (StatusCode::OK, Bytes::from(text))
+        (StatusCode::OK, Bytes::from(body))
     };
     let mut response = Response::new(
         Full::new(payload)

@@ -61,8 +61,8 @@ pub struct Repository {
     pub upstream: Option<Upstream>,
     /// One refresh from the upstream at a time.
     refreshing: tokio::sync::Mutex<()>,
-    /// The API's parsed `upstreamLock`s by Kptfile blob.
-    pub api_locks: crate::api::LockCache,
+    /// What the API's listings already read from immutable objects.
+    pub listing_memo: cadgate_hooks::listing::Memo,
 }
 
 impl Repository {
@@ -197,7 +197,7 @@ impl Registry {
                     published_answers: Default::default(),
                     upstream,
                     refreshing: tokio::sync::Mutex::new(()),
-                    api_locks: crate::api::LockCache::default(),
+                    listing_memo: cadgate_hooks::listing::Memo::default(),
                 }),
             );
         }
