@@ -1,0 +1,648 @@
+//! Resource-by-resource, field-by-field merge of a YAML file both sides
+//! changed, after kpt's `resource-merge` strategy.
+//!
+//! # Resources
+//!
+//! Each side's file is read as a stream of YAML documents (empty documents
+//! are skipped). Every document must be a KRM resource: a mapping with
+//! string `apiVersion`, `kind` and `metadata.name`. Resources are matched
+//! across base, upstream and local by API group (the part of `apiVersion`
+//! before the `/`; the version is ignored so that an upstream moving a
+//! resource to a newer version still matches the local copy), kind,
+//! `metadata.namespace` (absent is its own value, not `default`) and
+//! `metadata.name`. A `Kptfile` resource matches the other sides' Kptfile
+//! whatever its name, since `kpt pkg get` renames the local one.
+//!
+//! Resources are matched within one file: a resource moved to another file
+//! on one side is seen as removed from one file and added to another.
+//!
+//! A file whose documents are not all KRM resources, or that holds two
+//! resources of one identity, is merged line by line instead
+//! ([`crate::text::merge_file`]); one that does not parse on any side is a
+//! conflict and the local file is kept.
+//!
+//! | base | upstream | local | result |
+//! | --- | --- | --- | --- |
+//! | – | U | – | U, appended after the local resources |
+//! | – | – | L | L |
+//! | – | U | L | merged field by field with an empty base |
+//! | B | – | L | removed if L = B, else a conflict and L is kept |
+//! | B | U | – | stays removed if U = B, else a conflict and it stays removed |
+//! | B | U | L | merged field by field |
+//!
+//! # Fields
+//!
+//! A field (absent counts as a value) is taken from upstream when local
+//! left it as in base, and from local when upstream left it as in base or
+//! both made the same change. Otherwise:
+//!
+//! - two mappings are merged key by key, in the local key order with keys
+//!   only upstream has appended;
+//! - two lists whose elements are all mappings with a distinct string `name`
+//!   (containers, env, named ports, volumes) are merged as associative lists
+//!   keyed by `name`: element by element, in the local order with elements
+//!   only upstream added appended;
+//! - anything else (scalars, other lists, a mapping against a scalar) is a
+//!   conflict naming the resource and the field's dotted path, such as
+//!   `spec.template.spec.containers[name=web].image`, and the local value is
+//!   kept.
+//!
+//! # The Kptfile
+//!
+//! A resource of kind `Kptfile` is merged like any other, except that its
+//! `upstream`, `upstreamLock` and `metadata.name` are always the local ones:
+//! the caller rewrites `upstream` and `upstreamLock` after the merge.
+//!
+//! # Output
+//!
+//! The merged documents are the local ones in local order, then those added
+//! upstream in upstream order. When they equal one side's documents that
+//! side's bytes are returned unchanged; otherwise the file is written anew,
+//! which loses its comments and quoting style (both sides changed it).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_norway::{Mapping, Value};
+
+use crate::{Conflict, ResourceId};
+
+/// Why one side's file could not be read as YAML.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// The bytes are not UTF-8.
+    #[error("it is not UTF-8 text")]
+    NotUtf8,
+    /// The YAML parser refused it.
+    #[error("{0}")]
+    Yaml(#[from] serde_norway::Error),
+}
+
+/// Parse a YAML stream into its non-empty documents.
+pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Value>, ParseError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| ParseError::NotUtf8)?;
+    let mut documents = Vec::new();
+    for document in serde_norway::Deserializer::from_str(text) {
+        let value = Value::deserialize(document)?;
+        if !value.is_null() {
+            documents.push(value);
+        }
+    }
+    Ok(documents)
+}
+
+/// Merge one YAML file both sides changed, appending to `conflicts`.
+/// Returns the merged bytes.
+pub fn merge_file(
+    path: &str,
+    base: &[u8],
+    upstream: &[u8],
+    local: &[u8],
+    conflicts: &mut Vec<Conflict>,
+) -> Vec<u8> {
+    let file_conflict = |detail: String| Conflict {
+        path: path.to_string(),
+        resource: None,
+        field: None,
+        detail,
+    };
+    let mut parsed = Vec::with_capacity(3);
+    for (side, bytes) in [("base", base), ("upstream", upstream), ("local", local)] {
+        match parse_documents(bytes) {
+            Ok(documents) => parsed.push(documents),
+            Err(e) => {
+                conflicts.push(file_conflict(format!(
+                    "both sides changed it, and the {side} file is not valid YAML ({e}); \
+                     the local file is kept"
+                )));
+                return local.to_vec();
+            }
+        }
+    }
+    let [b_docs, u_docs, l_docs] = match <[Vec<Value>; 3]>::try_from(parsed) {
+        Ok(sides) => sides,
+        Err(_) => return local.to_vec(),
+    };
+    let (Some(b), Some(u), Some(l)) = (resources(&b_docs), resources(&u_docs), resources(&l_docs))
+    else {
+        return crate::text::merge_file(path, base, upstream, local, conflicts);
+    };
+
+    let merged = merge_resources(path, &b, &u, &l, conflicts);
+    if merged == l_docs {
+        return local.to_vec();
+    }
+    if merged == u_docs {
+        return upstream.to_vec();
+    }
+    match emit(&merged) {
+        Ok(text) => text.into_bytes(),
+        Err(e) => {
+            conflicts.push(file_conflict(format!(
+                "the merged documents could not be written as YAML ({e}); the local file is kept"
+            )));
+            local.to_vec()
+        }
+    }
+}
+
+/// Write documents as one YAML stream.
+pub fn emit(documents: &[Value]) -> Result<String, serde_norway::Error> {
+    let mut out = String::new();
+    for (i, document) in documents.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(&serde_norway::to_string(document)?);
+    }
+    Ok(out)
+}
+
+/// How resources are matched across the three sides.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct MatchKey {
+    group: String,
+    kind: String,
+    namespace: Option<String>,
+    name: String,
+}
+
+/// One KRM document and its identity.
+struct Resource<'a> {
+    id: ResourceId,
+    key: MatchKey,
+    value: &'a Value,
+}
+
+/// The documents as KRM resources, or `None` when one is not a resource or
+/// two share an identity.
+fn resources(documents: &[Value]) -> Option<Vec<Resource<'_>>> {
+    let mut seen = BTreeMap::new();
+    let mut out = Vec::with_capacity(documents.len());
+    for value in documents {
+        let id = resource_id(value)?;
+        let key = match_key(&id);
+        if seen.insert(key.clone(), ()).is_some() {
+            return None;
+        }
+        out.push(Resource { id, key, value });
+    }
+    Some(out)
+}
+
+/// A document's identity, when it is a KRM resource.
+pub fn resource_id(value: &Value) -> Option<ResourceId> {
+    let api_version = value.get("apiVersion")?.as_str()?.to_string();
+    let kind = value.get("kind")?.as_str()?.to_string();
+    let metadata = value.get("metadata");
+    let name = metadata.and_then(|m| m.get("name")).and_then(Value::as_str);
+    let name = match (name, kind.as_str()) {
+        (Some(name), _) => name.to_string(),
+        (None, "Kptfile") => String::new(),
+        (None, _) => return None,
+    };
+    let namespace = metadata
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Some(ResourceId {
+        api_version,
+        kind,
+        namespace,
+        name,
+    })
+}
+
+fn is_kptfile(id: &ResourceId) -> bool {
+    id.kind == "Kptfile"
+}
+
+fn match_key(id: &ResourceId) -> MatchKey {
+    if is_kptfile(id) {
+        return MatchKey {
+            group: id.group().to_string(),
+            kind: id.kind.clone(),
+            namespace: None,
+            name: String::new(),
+        };
+    }
+    MatchKey {
+        group: id.group().to_string(),
+        kind: id.kind.clone(),
+        namespace: id.namespace.clone(),
+        name: id.name.clone(),
+    }
+}
+
+/// The merged documents of one file.
+fn merge_resources(
+    path: &str,
+    base: &[Resource<'_>],
+    upstream: &[Resource<'_>],
+    local: &[Resource<'_>],
+    conflicts: &mut Vec<Conflict>,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    for l in local {
+        let b = find(base, &l.key);
+        let u = find(upstream, &l.key);
+        let mut fields = Fields {
+            path,
+            id: &l.id,
+            conflicts,
+        };
+        match (b, u) {
+            (None, None) => out.push(l.value.clone()),
+            (Some(b), None) => {
+                if b == l.value {
+                    continue;
+                }
+                fields.resource_conflict(
+                    "removed upstream but changed locally; the local resource is kept",
+                );
+                out.push(l.value.clone());
+            }
+            (b, Some(u)) => {
+                let (b, u) = if is_kptfile(&l.id) {
+                    (
+                        b.map(|b| pin_local_kptfile_fields(b, l.value)),
+                        pin_local_kptfile_fields(u, l.value),
+                    )
+                } else {
+                    (b.cloned(), u.clone())
+                };
+                let empty = Value::Mapping(Mapping::new());
+                let b = b.unwrap_or(empty);
+                if let Some(v) = fields.merge(String::new(), Some(&b), Some(&u), Some(l.value)) {
+                    out.push(v);
+                }
+            }
+        }
+    }
+    for u in upstream {
+        if local.iter().any(|l| l.key == u.key) {
+            continue;
+        }
+        match find(base, &u.key) {
+            None => out.push(u.value.clone()),
+            Some(b) if b == u.value => {}
+            Some(_) => conflicts.push(Conflict {
+                path: path.to_string(),
+                resource: Some(u.id.clone()),
+                field: None,
+                detail: "removed locally but changed upstream; it stays removed".into(),
+            }),
+        }
+    }
+    out
+}
+
+/// The resource of `side` matched by `key`.
+fn find<'v>(side: &[Resource<'v>], key: &MatchKey) -> Option<&'v Value> {
+    side.iter().find(|r| &r.key == key).map(|r| r.value)
+}
+
+/// The Kptfile fields that are always the local ones.
+const LOCAL_KPTFILE_FIELDS: [&str; 2] = ["upstream", "upstreamLock"];
+
+/// `other` (a base or upstream Kptfile) with the fields that must stay local
+/// set as in `local`, so that the merge keeps them.
+fn pin_local_kptfile_fields(other: &Value, local: &Value) -> Value {
+    let mut pinned = other.clone();
+    let Some(map) = pinned.as_mapping_mut() else {
+        return pinned;
+    };
+    for field in LOCAL_KPTFILE_FIELDS {
+        match local.get(field) {
+            Some(value) => {
+                map.insert(Value::from(field), value.clone());
+            }
+            None => {
+                map.shift_remove(field);
+            }
+        }
+    }
+    let local_name = local.get("metadata").and_then(|m| m.get("name"));
+    if let Some(Value::Mapping(metadata)) = map.get_mut("metadata") {
+        match local_name {
+            Some(name) => {
+                metadata.insert(Value::from("name"), name.clone());
+            }
+            None => {
+                metadata.shift_remove("name");
+            }
+        }
+    }
+    pinned
+}
+
+/// The field-by-field merge of one resource.
+struct Fields<'a> {
+    path: &'a str,
+    id: &'a ResourceId,
+    conflicts: &'a mut Vec<Conflict>,
+}
+
+impl Fields<'_> {
+    fn resource_conflict(&mut self, detail: &str) {
+        self.conflicts.push(Conflict {
+            path: self.path.to_string(),
+            resource: Some(self.id.clone()),
+            field: None,
+            detail: detail.to_string(),
+        });
+    }
+
+    /// Merge one field; `None` in and out means the field is absent.
+    fn merge(
+        &mut self,
+        field: String,
+        b: Option<&Value>,
+        u: Option<&Value>,
+        l: Option<&Value>,
+    ) -> Option<Value> {
+        if u == b || u == l {
+            return l.cloned();
+        }
+        if l == b {
+            return u.cloned();
+        }
+        match (u, l) {
+            (Some(Value::Mapping(um)), Some(Value::Mapping(lm))) => {
+                let bm = b.and_then(Value::as_mapping);
+                Some(Value::Mapping(self.merge_mapping(&field, bm, um, lm)))
+            }
+            (Some(Value::Sequence(us)), Some(Value::Sequence(ls))) => {
+                let bs = match b {
+                    Some(Value::Sequence(bs)) => match names(bs) {
+                        Some(_) => Some(bs.as_slice()),
+                        None => return self.conflict(field, b, u, l),
+                    },
+                    _ => None,
+                };
+                if names(us).is_some() && names(ls).is_some() {
+                    Some(Value::Sequence(self.merge_named_list(&field, bs, us, ls)))
+                } else {
+                    self.conflict(field, b, u, l)
+                }
+            }
+            _ => self.conflict(field, b, u, l),
+        }
+    }
+
+    fn merge_mapping(
+        &mut self,
+        field: &str,
+        b: Option<&Mapping>,
+        u: &Mapping,
+        l: &Mapping,
+    ) -> Mapping {
+        let base = |key: &Value| b.and_then(|b| b.get(key));
+        let mut out = Mapping::new();
+        for (key, lv) in l {
+            let child = child_field(field, key);
+            if let Some(v) = self.merge(child, base(key), u.get(key), Some(lv)) {
+                out.insert(key.clone(), v);
+            }
+        }
+        for (key, uv) in u {
+            if l.contains_key(key) {
+                continue;
+            }
+            let child = child_field(field, key);
+            if let Some(v) = self.merge(child, base(key), Some(uv), None) {
+                out.insert(key.clone(), v);
+            }
+        }
+        out
+    }
+
+    fn merge_named_list(
+        &mut self,
+        field: &str,
+        b: Option<&[Value]>,
+        u: &[Value],
+        l: &[Value],
+    ) -> Vec<Value> {
+        let mut out = Vec::new();
+        for le in l {
+            let Some(name) = element_name(le) else {
+                continue;
+            };
+            let child = format!("{field}[name={name}]");
+            if let Some(v) = self.merge(
+                child,
+                find_named(b, name),
+                find_named(Some(u), name),
+                Some(le),
+            ) {
+                out.push(v);
+            }
+        }
+        for ue in u {
+            let Some(name) = element_name(ue) else {
+                continue;
+            };
+            if find_named(Some(l), name).is_some() {
+                continue;
+            }
+            let child = format!("{field}[name={name}]");
+            if let Some(v) = self.merge(child, find_named(b, name), Some(ue), None) {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    /// Record a conflict on `field` and keep the local value.
+    fn conflict(
+        &mut self,
+        field: String,
+        b: Option<&Value>,
+        u: Option<&Value>,
+        l: Option<&Value>,
+    ) -> Option<Value> {
+        let detail = match (b, u, l) {
+            (None, Some(u), Some(l)) => format!(
+                "added upstream as {} and locally as {}",
+                render(u),
+                render(l)
+            ),
+            (Some(b), None, Some(l)) => format!(
+                "removed upstream (was {}) but changed locally to {}",
+                render(b),
+                render(l)
+            ),
+            (Some(b), Some(u), None) => format!(
+                "changed upstream from {} to {} but removed locally",
+                render(b),
+                render(u)
+            ),
+            (Some(b), Some(u), Some(l)) => format!(
+                "changed upstream from {} to {} and locally to {}",
+                render(b),
+                render(u),
+                render(l)
+            ),
+            // Not reached: with two sides absent, two sides are equal.
+            _ => "changed differently upstream and locally".to_string(),
+        };
+        self.conflicts.push(Conflict {
+            path: self.path.to_string(),
+            resource: Some(self.id.clone()),
+            field: Some(if field.is_empty() {
+                "(the whole resource)".to_string()
+            } else {
+                field
+            }),
+            detail: format!("{detail}; the local value is kept"),
+        });
+        l.cloned()
+    }
+}
+
+/// The dotted path of `key` under `field`. Keys that would read ambiguously
+/// in a dotted path (annotation keys such as `example.com/owner`) are
+/// bracketed and quoted: `metadata.annotations["example.com/owner"]`.
+fn child_field(field: &str, key: &Value) -> String {
+    let key = match key {
+        Value::String(s) => s.clone(),
+        other => render(other),
+    };
+    let plain = !key.is_empty()
+        && !key
+            .chars()
+            .any(|c| matches!(c, '.' | '[' | ']' | '"' | ' ' | '='));
+    if plain {
+        if field.is_empty() {
+            key
+        } else {
+            format!("{field}.{key}")
+        }
+    } else {
+        let quoted = serde_json::to_string(&key).unwrap_or(key);
+        format!("{field}[{quoted}]")
+    }
+}
+
+/// The element of `list` named `name`.
+fn find_named<'v>(list: Option<&'v [Value]>, name: &str) -> Option<&'v Value> {
+    list?.iter().find(|e| element_name(e) == Some(name))
+}
+
+/// The `name` of a list element that is a mapping with a string `name`.
+fn element_name(element: &Value) -> Option<&str> {
+    element.as_mapping()?.get("name")?.as_str()
+}
+
+/// The names of a list's elements, when every element is a mapping with a
+/// string `name` and no name repeats: then the list is merged by name.
+fn names(list: &[Value]) -> Option<Vec<&str>> {
+    let mut names = Vec::with_capacity(list.len());
+    for element in list {
+        let name = element_name(element)?;
+        if names.contains(&name) {
+            return None;
+        }
+        names.push(name);
+    }
+    Some(names)
+}
+
+/// A value on one line for a conflict's detail: JSON where it can be.
+fn render(value: &Value) -> String {
+    match serde_json::to_string(value) {
+        Ok(json) => json,
+        Err(_) => serde_norway::to_string(value)
+            .map(|yaml| yaml.trim_end().replace('\n', " "))
+            .unwrap_or_else(|_| "(a value that cannot be shown)".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merge_str(b: &str, u: &str, l: &str) -> (String, Vec<Conflict>) {
+        let mut conflicts = Vec::new();
+        let out = merge_file(
+            "x.yaml",
+            b.as_bytes(),
+            u.as_bytes(),
+            l.as_bytes(),
+            &mut conflicts,
+        );
+        (String::from_utf8(out).unwrap_or_default(), conflicts)
+    }
+
+    #[test]
+    fn child_field_quotes_dotted_keys() {
+        assert_eq!(child_field("", &Value::from("spec")), "spec");
+        assert_eq!(
+            child_field("spec", &Value::from("replicas")),
+            "spec.replicas"
+        );
+        assert_eq!(
+            child_field("metadata.annotations", &Value::from("example.com/owner")),
+            "metadata.annotations[\"example.com/owner\"]"
+        );
+        assert_eq!(child_field("data", &Value::from(3)), "data.3");
+    }
+
+    #[test]
+    fn invalid_yaml_is_a_conflict_not_a_panic() {
+        let (out, conflicts) = merge_str("a: 1\n", "a: [2\n", "a: 3\n");
+        assert_eq!(out, "a: 3\n");
+        assert_eq!(conflicts.len(), 1);
+        assert!(
+            conflicts[0]
+                .detail
+                .starts_with("both sides changed it, and the upstream file is not valid YAML"),
+            "{}",
+            conflicts[0].detail
+        );
+    }
+
+    #[test]
+    fn non_krm_yaml_is_merged_line_by_line() {
+        let (out, conflicts) = merge_str(
+            "# values\nreplicas: 1\nname: web\nimage: web:1\nteam: a\nport: 80\n",
+            "# values\nreplicas: 1\nname: web\nimage: web:2\nteam: a\nport: 80\n",
+            "# values\nreplicas: 3\nname: web\nimage: web:1\nteam: a\nport: 8080\n",
+        );
+        assert!(conflicts.is_empty(), "{conflicts:?}");
+        assert_eq!(
+            out,
+            "# values\nreplicas: 3\nname: web\nimage: web:2\nteam: a\nport: 8080\n"
+        );
+    }
+
+    #[test]
+    fn scalar_lists_are_atomic() {
+        let b = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  args: [a]\n";
+        let u = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  args: [a, b]\n";
+        let l = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  args: [a, c]\n";
+        let (out, conflicts) = merge_str(b, u, l);
+        assert_eq!(out, l);
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].field.as_deref(), Some("spec.args"));
+        assert_eq!(
+            conflicts[0].detail,
+            "changed upstream from [\"a\"] to [\"a\",\"b\"] and locally to [\"a\",\"c\"]; \
+             the local value is kept"
+        );
+    }
+
+    #[test]
+    fn api_version_bump_still_matches() {
+        let b = "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name: p\nspec:\n  minAvailable: 1\n";
+        let u = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: p\nspec:\n  minAvailable: 1\n";
+        let l = "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name: p\nspec:\n  minAvailable: 2\n";
+        let (out, conflicts) = merge_str(b, u, l);
+        assert!(conflicts.is_empty(), "{conflicts:?}");
+        assert_eq!(
+            out,
+            "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: p\nspec:\n  minAvailable: 2\n"
+        );
+    }
+}
