@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod node;
 pub mod text;
 pub mod yaml;
 
@@ -139,9 +140,10 @@ pub fn is_yaml_path(path: &str) -> bool {
 /// Taking one side's bytes as they are means a file only one side changed
 /// keeps its comments and layout exactly. A file both sides changed is
 /// merged as YAML ([`yaml::merge_file`]) when [`is_yaml_path`] says so, and
-/// line by line ([`text::merge_file`]) otherwise; a merged YAML file is
-/// written anew, which loses its comments unless the merge result equals one
-/// side's documents (then that side's bytes are kept).
+/// line by line ([`text::merge_file`]) otherwise. A merged YAML file keeps
+/// its comments when the result equals one side's documents or a clean line
+/// merge gives the same documents; otherwise it is written anew and loses
+/// them (see [`yaml`], "Output").
 pub fn merge(base: &Files, upstream: &Files, local: &Files) -> Merged {
     let paths: BTreeSet<&String> = base
         .keys()

@@ -56,40 +56,24 @@
 //! # Output
 //!
 //! The merged documents are the local ones in local order, then those added
-//! upstream in upstream order. When they equal one side's documents that
-//! side's bytes are returned unchanged; otherwise the file is written anew,
-//! which loses its comments and quoting style (both sides changed it).
+//! upstream in upstream order. They are written out as the first of these
+//! that reads as exactly those documents:
+//!
+//! 1. the local file's bytes, unchanged;
+//! 2. the upstream file's bytes, unchanged;
+//! 3. a clean line-by-line merge of the file (changes on different lines),
+//!    which keeps the comments and layout of both sides;
+//! 4. the documents written anew, which loses the file's comments, blank
+//!    lines and quoting style. Only a file both sides changed, in ways a
+//!    line merge cannot combine, comes to this.
+//!
+//! Mappings compare equal whatever their key order, so in cases 1 to 3 the
+//! key order is the one of the file taken.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
-use serde::Deserialize;
-use serde_norway::{Mapping, Value};
-
+use crate::node::{self, map_get, parse_documents, Node, ParseError, Scalar};
 use crate::{Conflict, ResourceId};
-
-/// Why one side's file could not be read as YAML.
-#[derive(Debug, thiserror::Error)]
-pub enum ParseError {
-    /// The bytes are not UTF-8.
-    #[error("it is not UTF-8 text")]
-    NotUtf8,
-    /// The YAML parser refused it.
-    #[error("{0}")]
-    Yaml(#[from] serde_norway::Error),
-}
-
-/// Parse a YAML stream into its non-empty documents.
-pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Value>, ParseError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| ParseError::NotUtf8)?;
-    let mut documents = Vec::new();
-    for document in serde_norway::Deserializer::from_str(text) {
-        let value = Value::deserialize(document)?;
-        if !value.is_null() {
-            documents.push(value);
-        }
-    }
-    Ok(documents)
-}
 
 /// Merge one YAML file both sides changed, appending to `conflicts`.
 /// Returns the merged bytes.
@@ -110,6 +94,9 @@ pub fn merge_file(
     for (side, bytes) in [("base", base), ("upstream", upstream), ("local", local)] {
         match parse_documents(bytes) {
             Ok(documents) => parsed.push(documents),
+            Err(ParseError::Unsupported(_)) => {
+                return crate::text::merge_file(path, base, upstream, local, conflicts);
+            }
             Err(e) => {
                 conflicts.push(file_conflict(format!(
                     "both sides changed it, and the {side} file is not valid YAML ({e}); \
@@ -119,9 +106,10 @@ pub fn merge_file(
             }
         }
     }
-    let [b_docs, u_docs, l_docs] = match <[Vec<Value>; 3]>::try_from(parsed) {
-        Ok(sides) => sides,
-        Err(_) => return local.to_vec(),
+    let mut sides = parsed.into_iter();
+    let (Some(b_docs), Some(u_docs), Some(l_docs)) = (sides.next(), sides.next(), sides.next())
+    else {
+        return local.to_vec();
     };
     let (Some(b), Some(u), Some(l)) = (resources(&b_docs), resources(&u_docs), resources(&l_docs))
     else {
@@ -135,27 +123,27 @@ pub fn merge_file(
     if merged == u_docs {
         return upstream.to_vec();
     }
-    match emit(&merged) {
-        Ok(text) => text.into_bytes(),
-        Err(e) => {
-            conflicts.push(file_conflict(format!(
-                "the merged documents could not be written as YAML ({e}); the local file is kept"
-            )));
-            local.to_vec()
-        }
+    if let Some(text) = line_merge_agreeing(base, upstream, local, &merged) {
+        return text.into_bytes();
     }
+    node::emit(&merged).into_bytes()
 }
 
-/// Write documents as one YAML stream.
-pub fn emit(documents: &[Value]) -> Result<String, serde_norway::Error> {
-    let mut out = String::new();
-    for (i, document) in documents.iter().enumerate() {
-        if i > 0 {
-            out.push_str("---\n");
-        }
-        out.push_str(&serde_norway::to_string(document)?);
-    }
-    Ok(out)
+/// The line-by-line merge of the file, when it is clean and reads as exactly
+/// the documents the resource merge produced: then it is the better output,
+/// since it keeps the comments and layout of both sides.
+fn line_merge_agreeing(
+    base: &[u8],
+    upstream: &[u8],
+    local: &[u8],
+    merged: &[Node],
+) -> Option<String> {
+    let base = std::str::from_utf8(base).ok()?;
+    let upstream = std::str::from_utf8(upstream).ok()?;
+    let local = std::str::from_utf8(local).ok()?;
+    let text = diffy::merge(base, local, upstream).ok()?;
+    let documents = parse_documents(text.as_bytes()).ok()?;
+    (documents == merged).then_some(text)
 }
 
 /// How resources are matched across the three sides.
@@ -171,18 +159,18 @@ struct MatchKey {
 struct Resource<'a> {
     id: ResourceId,
     key: MatchKey,
-    value: &'a Value,
+    value: &'a Node,
 }
 
 /// The documents as KRM resources, or `None` when one is not a resource or
 /// two share an identity.
-fn resources(documents: &[Value]) -> Option<Vec<Resource<'_>>> {
-    let mut seen = BTreeMap::new();
+fn resources(documents: &[Node]) -> Option<Vec<Resource<'_>>> {
+    let mut seen = BTreeSet::new();
     let mut out = Vec::with_capacity(documents.len());
     for value in documents {
         let id = resource_id(value)?;
         let key = match_key(&id);
-        if seen.insert(key.clone(), ()).is_some() {
+        if !seen.insert(key.clone()) {
             return None;
         }
         out.push(Resource { id, key, value });
@@ -191,11 +179,11 @@ fn resources(documents: &[Value]) -> Option<Vec<Resource<'_>>> {
 }
 
 /// A document's identity, when it is a KRM resource.
-pub fn resource_id(value: &Value) -> Option<ResourceId> {
+pub fn resource_id(value: &Node) -> Option<ResourceId> {
     let api_version = value.get("apiVersion")?.as_str()?.to_string();
     let kind = value.get("kind")?.as_str()?.to_string();
     let metadata = value.get("metadata");
-    let name = metadata.and_then(|m| m.get("name")).and_then(Value::as_str);
+    let name = metadata.and_then(|m| m.get("name")).and_then(Node::as_str);
     let name = match (name, kind.as_str()) {
         (Some(name), _) => name.to_string(),
         (None, "Kptfile") => String::new(),
@@ -203,7 +191,7 @@ pub fn resource_id(value: &Value) -> Option<ResourceId> {
     };
     let namespace = metadata
         .and_then(|m| m.get("namespace"))
-        .and_then(Value::as_str)
+        .and_then(Node::as_str)
         .map(str::to_string);
     Some(ResourceId {
         api_version,
@@ -241,7 +229,7 @@ fn merge_resources(
     upstream: &[Resource<'_>],
     local: &[Resource<'_>],
     conflicts: &mut Vec<Conflict>,
-) -> Vec<Value> {
+) -> Vec<Node> {
     let mut out = Vec::new();
     for l in local {
         let b = find(base, &l.key);
@@ -271,7 +259,7 @@ fn merge_resources(
                 } else {
                     (b.cloned(), u.clone())
                 };
-                let empty = Value::Mapping(Mapping::new());
+                let empty = Node::Map(Vec::new());
                 let b = b.unwrap_or(empty);
                 if let Some(v) = fields.merge(String::new(), Some(&b), Some(&u), Some(l.value)) {
                     out.push(v);
@@ -298,7 +286,7 @@ fn merge_resources(
 }
 
 /// The resource of `side` matched by `key`.
-fn find<'v>(side: &[Resource<'v>], key: &MatchKey) -> Option<&'v Value> {
+fn find<'v>(side: &[Resource<'v>], key: &MatchKey) -> Option<&'v Node> {
     side.iter().find(|r| &r.key == key).map(|r| r.value)
 }
 
@@ -307,31 +295,14 @@ const LOCAL_KPTFILE_FIELDS: [&str; 2] = ["upstream", "upstreamLock"];
 
 /// `other` (a base or upstream Kptfile) with the fields that must stay local
 /// set as in `local`, so that the merge keeps them.
-fn pin_local_kptfile_fields(other: &Value, local: &Value) -> Value {
+fn pin_local_kptfile_fields(other: &Node, local: &Node) -> Node {
     let mut pinned = other.clone();
-    let Some(map) = pinned.as_mapping_mut() else {
-        return pinned;
-    };
     for field in LOCAL_KPTFILE_FIELDS {
-        match local.get(field) {
-            Some(value) => {
-                map.insert(Value::from(field), value.clone());
-            }
-            None => {
-                map.shift_remove(field);
-            }
-        }
+        pinned.set(field, local.get(field).cloned());
     }
-    let local_name = local.get("metadata").and_then(|m| m.get("name"));
-    if let Some(Value::Mapping(metadata)) = map.get_mut("metadata") {
-        match local_name {
-            Some(name) => {
-                metadata.insert(Value::from("name"), name.clone());
-            }
-            None => {
-                metadata.shift_remove("name");
-            }
-        }
+    let local_name = local.get("metadata").and_then(|m| m.get("name")).cloned();
+    if let Some(metadata) = pinned.get_mut("metadata") {
+        metadata.set("name", local_name);
     }
     pinned
 }
@@ -357,10 +328,10 @@ impl Fields<'_> {
     fn merge(
         &mut self,
         field: String,
-        b: Option<&Value>,
-        u: Option<&Value>,
-        l: Option<&Value>,
-    ) -> Option<Value> {
+        b: Option<&Node>,
+        u: Option<&Node>,
+        l: Option<&Node>,
+    ) -> Option<Node> {
         if u == b || u == l {
             return l.cloned();
         }
@@ -368,20 +339,23 @@ impl Fields<'_> {
             return u.cloned();
         }
         match (u, l) {
-            (Some(Value::Mapping(um)), Some(Value::Mapping(lm))) => {
-                let bm = b.and_then(Value::as_mapping);
-                Some(Value::Mapping(self.merge_mapping(&field, bm, um, lm)))
+            (Some(Node::Map(um)), Some(Node::Map(lm))) => {
+                let bm = match b {
+                    Some(Node::Map(bm)) => Some(bm.as_slice()),
+                    _ => None,
+                };
+                Some(Node::Map(self.merge_mapping(&field, bm, um, lm)))
             }
-            (Some(Value::Sequence(us)), Some(Value::Sequence(ls))) => {
+            (Some(Node::Seq(us)), Some(Node::Seq(ls))) => {
                 let bs = match b {
-                    Some(Value::Sequence(bs)) => match names(bs) {
+                    Some(Node::Seq(bs)) => match names(bs) {
                         Some(_) => Some(bs.as_slice()),
                         None => return self.conflict(field, b, u, l),
                     },
                     _ => None,
                 };
                 if names(us).is_some() && names(ls).is_some() {
-                    Some(Value::Sequence(self.merge_named_list(&field, bs, us, ls)))
+                    Some(Node::Seq(self.merge_named_list(&field, bs, us, ls)))
                 } else {
                     self.conflict(field, b, u, l)
                 }
@@ -393,25 +367,25 @@ impl Fields<'_> {
     fn merge_mapping(
         &mut self,
         field: &str,
-        b: Option<&Mapping>,
-        u: &Mapping,
-        l: &Mapping,
-    ) -> Mapping {
-        let base = |key: &Value| b.and_then(|b| b.get(key));
-        let mut out = Mapping::new();
+        b: Option<&[(Scalar, Node)]>,
+        u: &[(Scalar, Node)],
+        l: &[(Scalar, Node)],
+    ) -> Vec<(Scalar, Node)> {
+        let base = |key: &Scalar| b.and_then(|b| map_get(b, key));
+        let mut out = Vec::new();
         for (key, lv) in l {
             let child = child_field(field, key);
-            if let Some(v) = self.merge(child, base(key), u.get(key), Some(lv)) {
-                out.insert(key.clone(), v);
+            if let Some(v) = self.merge(child, base(key), map_get(u, key), Some(lv)) {
+                out.push((key.clone(), v));
             }
         }
         for (key, uv) in u {
-            if l.contains_key(key) {
+            if map_get(l, key).is_some() {
                 continue;
             }
             let child = child_field(field, key);
             if let Some(v) = self.merge(child, base(key), Some(uv), None) {
-                out.insert(key.clone(), v);
+                out.push((key.clone(), v));
             }
         }
         out
@@ -420,10 +394,10 @@ impl Fields<'_> {
     fn merge_named_list(
         &mut self,
         field: &str,
-        b: Option<&[Value]>,
-        u: &[Value],
-        l: &[Value],
-    ) -> Vec<Value> {
+        b: Option<&[Node]>,
+        u: &[Node],
+        l: &[Node],
+    ) -> Vec<Node> {
         let mut out = Vec::new();
         for le in l {
             let Some(name) = element_name(le) else {
@@ -458,10 +432,10 @@ impl Fields<'_> {
     fn conflict(
         &mut self,
         field: String,
-        b: Option<&Value>,
-        u: Option<&Value>,
-        l: Option<&Value>,
-    ) -> Option<Value> {
+        b: Option<&Node>,
+        u: Option<&Node>,
+        l: Option<&Node>,
+    ) -> Option<Node> {
         let detail = match (b, u, l) {
             (None, Some(u), Some(l)) => format!(
                 "added upstream as {} and locally as {}",
@@ -504,11 +478,8 @@ impl Fields<'_> {
 /// The dotted path of `key` under `field`. Keys that would read ambiguously
 /// in a dotted path (annotation keys such as `example.com/owner`) are
 /// bracketed and quoted: `metadata.annotations["example.com/owner"]`.
-fn child_field(field: &str, key: &Value) -> String {
-    let key = match key {
-        Value::String(s) => s.clone(),
-        other => render(other),
-    };
+fn child_field(field: &str, key: &Scalar) -> String {
+    let key = key.value.clone();
     let plain = !key.is_empty()
         && !key
             .chars()
@@ -520,24 +491,26 @@ fn child_field(field: &str, key: &Value) -> String {
             format!("{field}.{key}")
         }
     } else {
-        let quoted = serde_json::to_string(&key).unwrap_or(key);
-        format!("{field}[{quoted}]")
+        format!("{field}[{}]", node::double_quoted(&key))
     }
 }
 
 /// The element of `list` named `name`.
-fn find_named<'v>(list: Option<&'v [Value]>, name: &str) -> Option<&'v Value> {
+fn find_named<'v>(list: Option<&'v [Node]>, name: &str) -> Option<&'v Node> {
     list?.iter().find(|e| element_name(e) == Some(name))
 }
 
 /// The `name` of a list element that is a mapping with a string `name`.
-fn element_name(element: &Value) -> Option<&str> {
-    element.as_mapping()?.get("name")?.as_str()
+fn element_name(element: &Node) -> Option<&str> {
+    match element {
+        Node::Map(_) => element.get("name")?.as_str(),
+        _ => None,
+    }
 }
 
 /// The names of a list's elements, when every element is a mapping with a
 /// string `name` and no name repeats: then the list is merged by name.
-fn names(list: &[Value]) -> Option<Vec<&str>> {
+fn names(list: &[Node]) -> Option<Vec<&str>> {
     let mut names = Vec::with_capacity(list.len());
     for element in list {
         let name = element_name(element)?;
@@ -549,14 +522,9 @@ fn names(list: &[Value]) -> Option<Vec<&str>> {
     Some(names)
 }
 
-/// A value on one line for a conflict's detail: JSON where it can be.
-fn render(value: &Value) -> String {
-    match serde_json::to_string(value) {
-        Ok(json) => json,
-        Err(_) => serde_norway::to_string(value)
-            .map(|yaml| yaml.trim_end().replace('\n', " "))
-            .unwrap_or_else(|_| "(a value that cannot be shown)".to_string()),
-    }
+/// A value on one line for a conflict's detail.
+fn render(value: &Node) -> String {
+    node::render(value)
 }
 
 #[cfg(test)]
@@ -577,16 +545,16 @@ mod tests {
 
     #[test]
     fn child_field_quotes_dotted_keys() {
-        assert_eq!(child_field("", &Value::from("spec")), "spec");
+        assert_eq!(child_field("", &Scalar::plain("spec")), "spec");
         assert_eq!(
-            child_field("spec", &Value::from("replicas")),
+            child_field("spec", &Scalar::plain("replicas")),
             "spec.replicas"
         );
         assert_eq!(
-            child_field("metadata.annotations", &Value::from("example.com/owner")),
+            child_field("metadata.annotations", &Scalar::plain("example.com/owner")),
             "metadata.annotations[\"example.com/owner\"]"
         );
-        assert_eq!(child_field("data", &Value::from(3)), "data.3");
+        assert_eq!(child_field("data", &Scalar::plain("3")), "data.3");
     }
 
     #[test]
@@ -628,7 +596,7 @@ mod tests {
         assert_eq!(conflicts[0].field.as_deref(), Some("spec.args"));
         assert_eq!(
             conflicts[0].detail,
-            "changed upstream from [\"a\"] to [\"a\",\"b\"] and locally to [\"a\",\"c\"]; \
+            "changed upstream from [\"a\"] to [\"a\", \"b\"] and locally to [\"a\", \"c\"]; \
              the local value is kept"
         );
     }
