@@ -13,6 +13,8 @@
 //! - YAML files (`*.yaml`, `*.yml`, `Kptfile`) that both sides changed are
 //!   merged resource by resource and field by field ([`yaml`]).
 //! - Other files both sides changed are merged line by line ([`text`]).
+//! - [`node`] is the YAML tree behind the resource merge: it keeps every
+//!   scalar's text, so a YAML file written anew means what its sources meant.
 //!
 //! See [`merge`] for the complete rules.
 
@@ -119,6 +121,11 @@ pub fn is_yaml_path(path: &str) -> bool {
     file_name == "Kptfile" || file_name.ends_with(".yaml") || file_name.ends_with(".yml")
 }
 
+/// Whether `path` is a Kptfile (the package's or a subpackage's).
+fn is_kptfile_path(path: &str) -> bool {
+    path.rsplit('/').next() == Some("Kptfile")
+}
+
 /// Three-way merge of a kpt package.
 ///
 /// `base` is the package at the old upstream revision (the one the local
@@ -136,6 +143,10 @@ pub fn is_yaml_path(path: &str) -> bool {
 /// | B | – | L | removed if L = B, else a conflict and L is kept |
 /// | B | U | – | stays removed if U = B, else a conflict and it stays removed |
 /// | B | U | L | L if U = B; U if L = B; L if U = L; else merged |
+///
+/// A `Kptfile` that upstream changed is always merged as YAML, even when
+/// local left it alone, so that it keeps the local `upstream`,
+/// `upstreamLock` and `metadata.name`.
 ///
 /// Taking one side's bytes as they are means a file only one side changed
 /// keeps its comments and layout exactly. A file both sides changed is
@@ -201,7 +212,9 @@ fn merge_one(
         (b, Some(u), Some(l)) => {
             if Some(u) == b || u == l {
                 Some(l.to_vec())
-            } else if Some(l) == b {
+            } else if Some(l) == b && !is_kptfile_path(path) {
+                // A Kptfile still goes through the resource merge, which
+                // keeps the local upstream, upstreamLock and name.
                 Some(u.to_vec())
             } else {
                 let b = b.unwrap_or_default();

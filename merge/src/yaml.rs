@@ -16,8 +16,10 @@
 //! Resources are matched within one file: a resource moved to another file
 //! on one side is seen as removed from one file and added to another.
 //!
-//! A file whose documents are not all KRM resources, or that holds two
-//! resources of one identity, is merged line by line instead
+//! A file whose documents are not all KRM resources, that holds two
+//! resources of one identity, or that uses YAML the tree does not represent
+//! (anchors, aliases, explicit tags, duplicate or non-scalar keys: see
+//! [`crate::node`]) is merged line by line instead
 //! ([`crate::text::merge_file`]); one that does not parse on any side is a
 //! conflict and the local file is kept.
 //!

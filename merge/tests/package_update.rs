@@ -733,3 +733,30 @@ fn scalars_written_anew_keep_their_text_and_meaning() {
     .expect("the expectation parses");
     assert_eq!(reread, expected);
 }
+
+#[test]
+fn a_kptfile_local_left_alone_still_keeps_its_name_and_has_no_upstream_of_upstreams() {
+    // Local's Kptfile is the base one byte for byte (no upstream section
+    // yet); upstream v2 renames its Kptfile and records its own upstream.
+    let local = package_with(local(), "Kptfile", KPTFILE_V1);
+    let upstream = edit(base(), "Kptfile", |text| {
+        text.replace("  name: web-app\n", "  name: web-frontend\n")
+            .replace(
+                "info:\n",
+                "upstreamLock:\n  type: git\n  git:\n    repo: https://git.example.com/base-blueprints\n    directory: /frontend\n    ref: v7\n    commit: 2222222222222222222222222222222222222222\ninfo:\n",
+            )
+            .replace(
+                "  description: The web frontend blueprint\n",
+                "  description: The web frontend blueprint, with a cart\n",
+            )
+    });
+    let merged = merge(&base(), &upstream, &local);
+    assert_clean(&merged);
+    assert_eq!(
+        text(&merged, "Kptfile"),
+        KPTFILE_V1.replace(
+            "  description: The web frontend blueprint\n",
+            "  description: The web frontend blueprint, with a cart\n",
+        )
+    );
+}
