@@ -206,6 +206,10 @@ pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Node>, ParseError> {
     Ok(builder.documents)
 }
 
+/// The deepest nesting of collections read into a tree; deeper YAML reads
+/// as [`ParseError::Unsupported`] (no Kubernetes resource comes close).
+const MAX_DEPTH: usize = 128;
+
 /// A collection being read.
 enum Open {
     Seq(Vec<Node>),
@@ -242,11 +246,13 @@ impl Builder {
             }
             Event::SequenceStart(anchor, tag) => {
                 check_plain(anchor, tag.is_some())?;
+                self.check_depth()?;
                 self.stack.push(Open::Seq(Vec::new()));
                 Ok(())
             }
             Event::MappingStart(anchor, tag) => {
                 check_plain(anchor, tag.is_some())?;
+                self.check_depth()?;
                 self.stack.push(Open::Map(Vec::new(), None));
                 Ok(())
             }
@@ -259,6 +265,14 @@ impl Builder {
                 _ => Err(ParseError::Syntax("unbalanced mapping".into())),
             },
         }
+    }
+
+    /// The tree's functions recurse: keep their depth bounded.
+    fn check_depth(&self) -> Result<(), ParseError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(ParseError::Unsupported("collections nested over 128 deep"));
+        }
+        Ok(())
     }
 
     fn push_scalar(&mut self, scalar: Scalar) -> Result<(), ParseError> {
@@ -309,7 +323,7 @@ fn check_plain(anchor: usize, tagged: bool) -> Result<(), ParseError> {
 
 /// An empty document reads as a null plain scalar.
 fn is_null(node: &Node) -> bool {
-    matches!(node, Node::Scalar(s) if s.style == Style::Plain && !plain_is_string(&s.value)
+    matches!(node, Node::Scalar(s) if s.style == Style::Plain
         && matches!(s.value.as_str(), "" | "~" | "null" | "Null" | "NULL"))
 }
 
@@ -586,6 +600,24 @@ mod tests {
             Err(ParseError::Syntax(_))
         ));
         assert_eq!(parse_documents(b"\xff"), Err(ParseError::NotUtf8));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(
+            parse_documents(deep.as_bytes()),
+            Err(ParseError::Unsupported("collections nested over 128 deep"))
+        );
+        let mut block = String::new();
+        for depth in 0..1000 {
+            block.push_str(&" ".repeat(depth));
+            block.push_str("k:\n");
+        }
+        assert_eq!(
+            parse_documents(block.as_bytes()),
+            Err(ParseError::Unsupported("collections nested over 128 deep"))
+        );
     }
 
     #[test]

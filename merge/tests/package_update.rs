@@ -760,3 +760,26 @@ fn a_kptfile_local_left_alone_still_keeps_its_name_and_has_no_upstream_of_upstre
         )
     );
 }
+
+#[test]
+fn truncated_and_garbled_files_never_panic() {
+    // Every prefix (in steps) of the deployment file as the upstream or the
+    // local side, against a valid change on the other: each merge finishes,
+    // and either merges cleanly or reports conflicts on deployment.yaml only.
+    let changed = DEPLOYMENT_V1.replace("replicas: 1", "replicas: 3");
+    for cut in (1..DEPLOYMENT_V1.len()).step_by(7) {
+        let truncated = &DEPLOYMENT_V1[..cut];
+        let garbled = format!("{truncated}\t: [ {{\n");
+        for broken in [truncated, garbled.as_str()] {
+            let broken_side = package_with(local(), "deployment.yaml", broken);
+            let valid_side = package_with(local(), "deployment.yaml", &changed);
+            for (upstream, local) in [(&broken_side, &valid_side), (&valid_side, &broken_side)] {
+                let merged = merge(&base(), upstream, local);
+                for conflict in &merged.conflicts {
+                    assert_eq!(conflict.path, "deployment.yaml", "{conflict}");
+                }
+                assert!(merged.files.contains_key("deployment.yaml"));
+            }
+        }
+    }
+}
