@@ -8,21 +8,106 @@
 //! [`Conflict`] it met. The merged files are always a complete package: where
 //! the two sides disagree, the local side is kept and a conflict names it.
 //!
-//! - File level: a file only one side changed is taken from that side byte
-//!   for byte (comments, key order and layout survive).
-//! - YAML files (`*.yaml`, `*.yml`, `Kptfile`) that both sides changed are
-//!   merged resource by resource and field by field ([`yaml`]).
-//! - Other files both sides changed are merged line by line ([`text`]).
-//! - [`node`] is the YAML tree behind the resource merge: it keeps every
-//!   scalar's text, so a YAML file written anew means what its sources meant.
+//! - A file only one side changed is taken from that side byte for byte
+//!   (comments, key order and layout survive); see [`merge`] for the rules
+//!   on added and removed files.
+//! - YAML files ([`is_yaml_path`]: `*.yaml`, `*.yml`, `Kptfile`) that both
+//!   sides changed are merged resource by resource and field by field.
+//! - Other files both sides changed are merged line by line.
 //!
-//! See [`merge`] for the complete rules.
+//! ## YAML files
+//!
+//! ### Resources
+//!
+//! Each side's file is read as a stream of YAML documents (empty documents
+//! are skipped). Every document must be a KRM resource: a mapping with
+//! string `apiVersion`, `kind` and `metadata.name`. Resources are matched
+//! across base, upstream and local by API group (the part of `apiVersion`
+//! before the `/`; the version is ignored so that an upstream moving a
+//! resource to a newer version still matches the local copy), kind,
+//! `metadata.namespace` (absent is its own value, not `default`) and
+//! `metadata.name`. A `Kptfile` resource matches the other sides' Kptfile
+//! whatever its name, since `kpt pkg get` renames the local one.
+//!
+//! Resources are matched within one file: a resource moved to another file
+//! on one side is seen as removed from one file and added to another.
+//!
+//! A file whose documents are not all KRM resources, that holds two
+//! resources of one identity, or that uses YAML the tree does not represent
+//! (anchors, aliases, explicit tags, duplicate or non-scalar keys, nesting
+//! over 128 deep) is merged line by line instead; one that does not parse
+//! on any side is a conflict and the local file is kept.
+//!
+//! | base | upstream | local | result |
+//! | --- | --- | --- | --- |
+//! | – | U | – | U, appended after the local resources |
+//! | – | – | L | L |
+//! | – | U | L | merged field by field with an empty base |
+//! | B | – | L | removed if L = B, else a conflict and L is kept |
+//! | B | U | – | stays removed if U = B, else a conflict and it stays removed |
+//! | B | U | L | merged field by field |
+//!
+//! ### Fields
+//!
+//! A field (absent counts as a value) is taken from upstream when local
+//! left it as in base, and from local when upstream left it as in base or
+//! both made the same change. Values compare by meaning: `'web'` equals
+//! `web` and key order does not count, but `"80"` (a string) differs from
+//! `80`, and `1.10` from `1.1`. Otherwise:
+//!
+//! - two mappings are merged key by key, in the local key order with keys
+//!   only upstream has appended;
+//! - two lists whose elements are all mappings with a distinct string `name`
+//!   (containers, env, named ports, volumes) are merged as associative lists
+//!   keyed by `name`: element by element, in the local order with elements
+//!   only upstream added appended (like kyaml without an OpenAPI schema, no
+//!   other key is inferred: unnamed `ports` or `volumeMounts` are atomic);
+//! - anything else (scalars, other lists, a mapping against a scalar) is a
+//!   conflict naming the resource and the field's dotted path, such as
+//!   `spec.template.spec.containers[name=web].image` (a key holding a dot
+//!   or bracket is quoted: `metadata.annotations["example.com/owner"]`),
+//!   and the local value is kept.
+//!
+//! ### The Kptfile
+//!
+//! A resource of kind `Kptfile` is merged like any other, except that its
+//! `upstream`, `upstreamLock` and `metadata.name` are always the local ones:
+//! the caller rewrites `upstream` and `upstreamLock` after the merge.
+//!
+//! ### Output
+//!
+//! The merged documents are the local ones in local order, then those added
+//! upstream in upstream order. They are written out as the first of these
+//! that reads as exactly those documents:
+//!
+//! 1. the local file's bytes, unchanged;
+//! 2. the upstream file's bytes, unchanged;
+//! 3. a clean line-by-line merge of the file (changes on different lines),
+//!    which keeps the comments and layout of both sides;
+//! 4. the documents written anew, which loses the file's comments and blank
+//!    lines. Only a file both sides changed, in ways a line merge cannot
+//!    combine, comes to this. Every scalar keeps its source text and style
+//!    (a plain scalar is written exactly as read, a quoted or block one stays
+//!    quoted), so `version: 1.10`, `mode: 0644` or a 40-digit commit id come
+//!    out as they went in and the file means to any YAML reader, 1.1 or 1.2,
+//!    what its sources meant. Sequences are indented under their key.
+//!
+//! Mappings compare equal whatever their key order, so in cases 1 to 3 the
+//! key order is the one of the file taken.
+//!
+//! ## Other files
+//!
+//! The line merge is `diffy`'s diff3. Changes to different lines are both
+//! kept; changes to the same or adjacent lines that differ are a conflict
+//! quoting the first conflicting region, and the local file is kept. Files
+//! that are not UTF-8 text, or hold NUL bytes, are not merged line by line:
+//! both sides changing one is a conflict.
 
 #![warn(missing_docs)]
 
-pub mod node;
-pub mod text;
-pub mod yaml;
+mod node;
+mod text;
+mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -80,7 +165,7 @@ impl fmt::Display for Conflict {
 ///
 /// Resources are matched across the three revisions by API group (the
 /// version is ignored, so an upstream moving a resource from `v1beta1` to
-/// `v1` still matches it), kind, namespace and name; see [`yaml`].
+/// `v1` still matches it), kind, namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ResourceId {
     /// `apiVersion` as written, e.g. `apps/v1`.
@@ -150,11 +235,11 @@ fn is_kptfile_path(path: &str) -> bool {
 ///
 /// Taking one side's bytes as they are means a file only one side changed
 /// keeps its comments and layout exactly. A file both sides changed is
-/// merged as YAML ([`yaml::merge_file`]) when [`is_yaml_path`] says so, and
-/// line by line ([`text::merge_file`]) otherwise. A merged YAML file keeps
-/// its comments when the result equals one side's documents or a clean line
-/// merge gives the same documents; otherwise it is written anew and loses
-/// them (see [`yaml`], "Output").
+/// merged as YAML when [`is_yaml_path`] says so, and
+/// line by line otherwise. A merged YAML file keeps its comments when the
+/// result equals one side's documents or a clean line merge gives the same
+/// documents; otherwise it is written anew and loses them (see the crate
+/// documentation, "YAML files", "Output").
 pub fn merge(base: &Files, upstream: &Files, local: &Files) -> Merged {
     let paths: BTreeSet<&String> = base
         .keys()
