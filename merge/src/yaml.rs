@@ -534,6 +534,39 @@ mod tests {
     }
 
     #[test]
+    fn fields_removed_on_one_side_are_removed() {
+        let b = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels:\n    tier: web\n    team: a\ndata:\n  x: \"1\"\n  y: \"2\"\n  z: \"3\"\n";
+        // Upstream drops data.y and changes z; local drops the team label
+        // and changes x.
+        let u = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels:\n    tier: web\n    team: a\ndata:\n  x: \"1\"\n  z: \"4\"\n";
+        let l = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels:\n    tier: web\ndata:\n  x: \"9\"\n  y: \"2\"\n  z: \"3\"\n";
+        let (out, conflicts) = merge_str(b, u, l);
+        assert!(conflicts.is_empty(), "{conflicts:?}");
+        assert_eq!(
+            out,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels:\n    tier: web\ndata:\n  x: \"9\"\n  z: \"4\"\n"
+        );
+    }
+
+    #[test]
+    fn removed_on_one_side_and_changed_on_the_other_is_a_conflict() {
+        let b = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  annotations:\n    example.com/owner: a\ndata:\n  x: \"1\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gone\ndata:\n  k: v\n";
+        let u = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  annotations:\n    example.com/owner: b\ndata:\n  x: \"1\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gone\ndata:\n  k: w\n";
+        let l = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  annotations: {}\ndata:\n  x: \"2\"\n";
+        let (out, conflicts) = merge_str(b, u, l);
+        let shown: Vec<String> = conflicts.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "x.yaml: v1 ConfigMap c: metadata.annotations[\"example.com/owner\"]: changed \
+                 upstream from \"a\" to \"b\" but removed locally; the local value is kept",
+                "x.yaml: v1 ConfigMap gone: removed locally but changed upstream; it stays removed",
+            ]
+        );
+        assert_eq!(out, l);
+    }
+
+    #[test]
     fn api_version_bump_still_matches() {
         let b = "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name: p\nspec:\n  minAvailable: 1\n";
         let u = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: p\nspec:\n  minAvailable: 1\n";
