@@ -18,6 +18,7 @@
 //! - [`install`]: installing cadgate into a repository another Git server hosts.
 
 pub mod audit;
+pub mod clone;
 pub mod enforce;
 pub mod forward;
 pub mod git;

@@ -43,6 +43,27 @@ pub async fn serve(
     path: &str,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let json = |e: HttpError, code| e.json(code);
+    if request.method() == Method::POST {
+        let principal = auth::authenticate(&state.config, request.headers())
+            .map_err(|e| json(e, "unauthorized"))?
+            .ok_or_else(|| {
+                json(
+                    HttpError::unauthorized("the API needs a user name and token (HTTP Basic)"),
+                    "unauthorized",
+                )
+            })?;
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        return match segments.as_slice() {
+            ["v1", "repositories", name, "revisions"] => {
+                let repo = repository(state, &principal, name)?;
+                crate::packages::create(state, repo, &principal, request).await
+            }
+            _ => Err(json(
+                HttpError::method_not_allowed("GET"),
+                "method_not_allowed",
+            )),
+        };
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return Err(json(
             HttpError::method_not_allowed("GET"),
@@ -115,7 +136,7 @@ pub async fn serve(
 /// The repository `name`, if registered and readable by `principal`. An
 /// unreadable repository is reported like a missing one only when the
 /// caller has no role at all on it; otherwise 403 says which role is needed.
-fn repository<'s>(
+pub(crate) fn repository<'s>(
     state: &'s State,
     principal: &Principal,
     name: &str,
@@ -157,7 +178,7 @@ fn repository_json(repo: &Repository) -> serde_json::Value {
 /// One package revision as the API shows it (Porch's field names).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct RevisionJson<'a> {
+pub(crate) struct RevisionJson<'a> {
     name: String,
     repository: &'a str,
     package_name: &'a str,
@@ -172,7 +193,7 @@ struct RevisionJson<'a> {
 }
 
 impl<'a> RevisionJson<'a> {
-    fn new(repository: &'a str, r: &'a PackageRevision) -> Self {
+    pub(crate) fn new(repository: &'a str, r: &'a PackageRevision) -> Self {
         let package = r.package.as_str();
         Self {
             name: revision_name(repository, package, &r.workspace),
@@ -200,7 +221,7 @@ const REPRESENTATION: &[u8] = b"cadgate-api-v1.1";
 /// The package revisions of `repo` (only `package`'s when given), and a
 /// digest of the refs they come from: the listing is a function of those
 /// refs (objects never change), so equal digests mean equal listings.
-async fn list(
+pub(crate) async fn list(
     repo: &Arc<Repository>,
     package: Option<PackagePath>,
 ) -> Result<(Vec<PackageRevision>, String), HttpError> {
@@ -465,7 +486,7 @@ fn decode_token(token: &str) -> Option<String> {
 }
 
 /// A strong ETag over `parts`.
-fn digest(parts: &[&[u8]]) -> String {
+pub(crate) fn digest(parts: &[&[u8]]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part);
@@ -483,7 +504,7 @@ fn fresh(request: &HeaderMap, etag: &str) -> bool {
 }
 
 /// 200 with the JSON `body` and its ETag, or 304 when the client has it.
-fn respond(request: &HeaderMap, etag: String, body: Vec<u8>) -> Response<ResponseBody> {
+pub(crate) fn respond(request: &HeaderMap, etag: String, body: Vec<u8>) -> Response<ResponseBody> {
     let (status, payload) = if fresh(request, &etag) {
         (StatusCode::NOT_MODIFIED, Bytes::new())
     } else {

@@ -23,6 +23,7 @@ pub mod enforcement;
 pub mod error;
 pub mod git_process;
 pub mod observe;
+pub mod packages;
 pub mod repositories;
 pub mod routes;
 pub mod server;

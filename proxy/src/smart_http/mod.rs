@@ -720,3 +720,96 @@ mod tests {
         );
     }
 }
+
+/// How git answered one ref of a push the server made itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefReport {
+    /// The ref.
+    pub refname: String,
+    /// `None` when it was accepted; otherwise git's (and cadgate's) reason.
+    pub refused: Option<String>,
+}
+
+/// Push `commands` (`old new ref`, objects already in the repository) as
+/// `user` with `role`, through exactly the path a client's push takes:
+/// `receive-pack` with cadgate's hook judging every ref (and, in forward
+/// mode, forwarding what it accepts). For the API's server-made drafts.
+pub async fn push_as(
+    state: &State,
+    repo: &Repository,
+    user: &str,
+    role: Role,
+    commands: &[(String, String, String)],
+) -> Result<Vec<RefReport>, HttpError> {
+    refresh(repo, GitService::ReceivePack).await?;
+    let pusher = Pusher {
+        name: user.to_string(),
+        role,
+    };
+    let target = Target::authoring(
+        state,
+        repo,
+        GitService::ReceivePack,
+        &pusher,
+        &HeaderMap::new(),
+    )?;
+    let mut body = Vec::new();
+    for (i, (old, new, refname)) in commands.iter().enumerate() {
+        let line = if i == 0 {
+            format!("{old} {new} {refname}\0report-status atomic\n")
+        } else {
+            format!("{old} {new} {refname}\n")
+        };
+        body.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
+        body.extend_from_slice(line.as_bytes());
+    }
+    body.extend_from_slice(b"0000");
+    // An empty pack: the objects are in the repository already.
+    let header = *b"PACK\x00\x00\x00\x02\x00\x00\x00\x00";
+    body.extend_from_slice(&header);
+    body.extend_from_slice(&sha1_of(&header));
+    let running = state
+        .runner
+        .spawn(Invocation {
+            args: target.args(GitService::ReceivePack, &[]),
+            env: target.env.clone(),
+            stdin: Stdin::Bytes(Bytes::from(body)),
+            label: format!("receive-pack {} (server-made)", target.label),
+        })
+        .await?;
+    let answer = collect(running).await?;
+    let mut reports = Vec::new();
+    for line in pktline::data_lines(&answer) {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end();
+        if let Some(refname) = line.strip_prefix("ok ") {
+            reports.push(RefReport {
+                refname: refname.to_string(),
+                refused: None,
+            });
+        } else if let Some(rest) = line.strip_prefix("ng ") {
+            let (refname, reason) = rest.split_once(' ').unwrap_or((rest, "refused"));
+            reports.push(RefReport {
+                refname: refname.to_string(),
+                refused: Some(reason.to_string()),
+            });
+        } else if let Some(status) = line.strip_prefix("unpack ") {
+            if status != "ok" {
+                return Err(HttpError::internal(format!(
+                    "git could not take the objects: {status}"
+                )));
+            }
+        }
+    }
+    if reports.is_empty() {
+        return Err(HttpError::internal(
+            "git gave no report for the server-made push",
+        ));
+    }
+    Ok(reports)
+}
+
+fn sha1_of(data: &[u8]) -> [u8; 20] {
+    use sha1::Digest as _;
+    sha1::Sha1::digest(data).into()
+}

@@ -1,0 +1,150 @@
+//! Cloning: a new package's first draft made from a published upstream
+//! revision, its Kptfile recording where it came from the way `kpt pkg get`
+//! writes it (`upstream` as asked, `upstreamLock` as resolved, with the
+//! commit), so kpt, Porch and cadgate's own pin check can follow the link.
+
+use crate::git::{GitError, Repo, Signature};
+use crate::kptfile::KPTFILE;
+use crate::refs::{Layout, PackagePath};
+
+/// Where a clone comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The upstream repository's URL.
+    pub repo: String,
+    /// The package directory in it (no leading or trailing `/`).
+    pub directory: String,
+    /// The ref, e.g. `basens/v2`.
+    pub reference: String,
+    /// The commit it resolved to.
+    pub commit: String,
+}
+
+/// Why a clone cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CloneError {
+    /// The source has no package there.
+    #[error("{0}")]
+    NotAPackage(String),
+    /// The target package exists already.
+    #[error("{0}")]
+    Exists(String),
+    /// The source Kptfile cannot be read as YAML.
+    #[error("the upstream Kptfile cannot be read: {0}")]
+    Kptfile(String),
+    /// Reading or writing objects failed.
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+/// The files of the package at `directory` in `commit` of `source`, by path
+/// relative to the package.
+pub fn package_files(
+    source: &Repo,
+    commit: &str,
+    directory: &str,
+) -> Result<Vec<(String, Vec<u8>)>, CloneError> {
+    let directory = directory.trim_matches('/');
+    if source
+        .file_id(commit, &format!("{directory}/{KPTFILE}"))?
+        .is_none()
+    {
+        return Err(CloneError::NotAPackage(format!(
+            "there is no package at {directory} in {}: no {directory}/Kptfile",
+            &commit[..commit.len().min(12)]
+        )));
+    }
+    let mut files = Vec::new();
+    for path in source.files_under(commit, directory)? {
+        let Some(blob) = source.file_id(commit, &path)? else {
+            continue;
+        };
+        let data = source.read_blob(&blob)?.unwrap_or_default();
+        let relative = path
+            .strip_prefix(directory)
+            .unwrap_or(&path)
+            .trim_start_matches('/')
+            .to_string();
+        files.push((relative, data));
+    }
+    Ok(files)
+}
+
+/// The Kptfile of a clone named `name`: the upstream's, with
+/// `metadata.name`, `upstream` and `upstreamLock` set as `kpt pkg get`
+/// sets them.
+pub fn cloned_kptfile(
+    upstream_text: &str,
+    name: &str,
+    origin: &Origin,
+) -> Result<String, CloneError> {
+    use serde_norway::{Mapping, Value};
+    let mut doc: Value =
+        serde_norway::from_str(upstream_text).map_err(|e| CloneError::Kptfile(e.to_string()))?;
+    let map = doc
+        .as_mapping_mut()
+        .ok_or_else(|| CloneError::Kptfile("it is not a YAML mapping".into()))?;
+    let text = |s: &str| Value::String(s.to_string());
+    let metadata = map
+        .entry(text("metadata"))
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
+    if let Some(metadata) = metadata.as_mapping_mut() {
+        metadata.insert(text("name"), text(name));
+    }
+    let directory = format!("/{}", origin.directory.trim_matches('/'));
+    let mut git = Mapping::new();
+    git.insert(text("repo"), text(&origin.repo));
+    git.insert(text("directory"), text(&directory));
+    git.insert(text("ref"), text(&origin.reference));
+    let mut upstream = Mapping::new();
+    upstream.insert(text("type"), text("git"));
+    upstream.insert(text("git"), Value::Mapping(git.clone()));
+    upstream.insert(text("updateStrategy"), text("resource-merge"));
+    git.insert(text("commit"), text(&origin.commit));
+    let mut lock = Mapping::new();
+    lock.insert(text("type"), text("git"));
+    lock.insert(text("git"), Value::Mapping(git));
+    map.insert(text("upstream"), Value::Mapping(upstream));
+    map.insert(text("upstreamLock"), Value::Mapping(lock));
+    serde_norway::to_string(&doc).map_err(|e| CloneError::Kptfile(e.to_string()))
+}
+
+/// Write the clone's draft commit: the registered branch's tip with
+/// `package` added from `files` (its Kptfile rewritten for `origin`).
+/// Nothing refers to it yet; pushing it to `drafts/F/ws` is the caller's.
+pub fn draft_commit(
+    target: &Repo,
+    layout: &Layout,
+    package: &PackagePath,
+    files: Vec<(String, Vec<u8>)>,
+    origin: &Origin,
+    author: &Signature,
+) -> Result<String, CloneError> {
+    let branch = layout.branch_ref();
+    let tip = target
+        .refs_under(&[branch.as_str()])?
+        .pop()
+        .map(|r| r.commit)
+        .ok_or_else(|| CloneError::Exists(format!("{branch} does not exist")))?;
+    if target.object_at(&tip, package.as_str())?.is_some() {
+        return Err(CloneError::Exists(format!(
+            "{package} exists on {branch} already; clone into a new package"
+        )));
+    }
+    let mut written = Vec::new();
+    for (path, data) in files {
+        let data = if path == KPTFILE {
+            let text = String::from_utf8_lossy(&data);
+            cloned_kptfile(&text, package.leaf(), origin)?.into_bytes()
+        } else {
+            data
+        };
+        written.push((format!("{package}/{path}"), data));
+    }
+    let tree = target.tree_with_files(Some(&tip), &written)?;
+    let message = format!(
+        "Clone {package} from {}@{}\n\nUpstream: {} {}\n",
+        origin.directory, origin.reference, origin.repo, origin.commit
+    );
+    Ok(target.commit_tree(&tree, &[&tip], &message, author)?)
+}

@@ -1,0 +1,306 @@
+//! Cloning through the API (`POST /api/v1/repositories/{repo}/revisions`):
+//! a new package's first draft from a published revision of a registered
+//! repository or of any Git URL, its Kptfile recording the upstream as
+//! `kpt pkg get` does; the draft goes through the same push rules as any.
+
+use cadgate_integration::api::{assert_listing_matches_refs, call};
+use cadgate_integration::scenarios::{self, CadgateServer, Lab, ROOT};
+use cadgate_integration::*;
+
+fn post(server: &Server, user: &TestUser, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let response = server.request(
+        "POST",
+        path,
+        &[
+            ("Authorization", &basic(user)),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    );
+    let json = serde_json::from_slice(&response.body).unwrap_or(serde_json::Value::Null);
+    (response.status, json)
+}
+
+/// The YAML value at a dotted path of the Kptfile text (simple mappings only).
+fn kpt_field(kptfile: &str, path: &[&str]) -> Option<String> {
+    let mut indent = 0;
+    let mut lines = kptfile.lines();
+    let mut found = None;
+    for (depth, key) in path.iter().enumerate() {
+        found = None;
+        for line in lines.by_ref() {
+            let spaces = line.len() - line.trim_start().len();
+            if spaces < indent && depth > 0 {
+                return None;
+            }
+            if spaces == indent {
+                if let Some(rest) = line.trim_start().strip_prefix(&format!("{key}:")) {
+                    found = Some(rest.trim().trim_matches('\'').trim_matches('"').to_string());
+                    break;
+                }
+            }
+        }
+        found.as_ref()?;
+        indent += 2;
+    }
+    found
+}
+
+fn start() -> CadgateServer {
+    CadgateServer {
+        server: Server::start(&scenarios::cadgate_config_with(|_| {
+            "published_anonymous = true\n".to_string()
+        })),
+    }
+}
+
+#[test]
+fn a_clone_from_a_registered_repository_records_its_upstream_as_kpt_does() {
+    let host = start();
+    let server = &host.server;
+    let lab = Lab::new(&host, ROOT, "blueprint");
+    let f = lab.f();
+    lab.release(&f, "one", "n: 1\n");
+    lab.release(&f, "two", "n: 2\n");
+    let v1 = server_ref(&server.repo_dir("root"), &format!("refs/tags/{f}/v1")).expect("v1");
+    let alice = TestUser::new("alice");
+
+    // Into another registered repository, pinned to v1.
+    let (status, made) = post(
+        server,
+        &alice,
+        "/api/v1/repositories/catalog/revisions",
+        &format!(
+            r#"{{"packageName":"catalog/web","workspaceName":"first","clone":{{"repository":"root","packageName":"{f}","revision":1}}}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["lifecycle"], "Draft");
+    assert_eq!(made["name"], "catalog.catalog.web.first");
+    let lock = &made["upstreamLock"];
+    assert_eq!(lock["type"], "git");
+    assert!(
+        lock["git"]["repo"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("/published/root.git")),
+        "{lock}"
+    );
+    assert_eq!(lock["git"]["directory"], format!("/{f}"));
+    assert_eq!(lock["git"]["ref"], format!("{f}/v1"));
+    assert_eq!(lock["git"]["commit"], v1.as_str());
+
+    // The draft branch holds the package, its Kptfile field by field as
+    // `kpt pkg get` writes it.
+    let catalog = server.repo_dir("catalog");
+    let tip = server_ref(&catalog, "refs/heads/drafts/catalog/web/first").expect("draft");
+    assert_eq!(made["commit"], tip.as_str());
+    let kptfile = server_git(&catalog, &["show", &format!("{tip}:catalog/web/Kptfile")]);
+    assert_eq!(
+        kpt_field(&kptfile, &["apiVersion"]).as_deref(),
+        Some("kpt.dev/v1")
+    );
+    assert_eq!(
+        kpt_field(&kptfile, &["metadata", "name"]).as_deref(),
+        Some("web")
+    );
+    assert_eq!(
+        kpt_field(&kptfile, &["upstream", "type"]).as_deref(),
+        Some("git")
+    );
+    assert_eq!(
+        kpt_field(&kptfile, &["upstream", "git", "directory"]),
+        Some(format!("/{f}"))
+    );
+    assert_eq!(
+        kpt_field(&kptfile, &["upstream", "git", "ref"]),
+        Some(format!("{f}/v1"))
+    );
+    assert_eq!(
+        kpt_field(&kptfile, &["upstream", "updateStrategy"]).as_deref(),
+        Some("resource-merge")
+    );
+    assert_eq!(
+        kpt_field(&kptfile, &["upstreamLock", "type"]).as_deref(),
+        Some("git")
+    );
+    assert_eq!(
+        kpt_field(&kptfile, &["upstreamLock", "git", "ref"]),
+        Some(format!("{f}/v1"))
+    );
+    assert_eq!(
+        kpt_field(&kptfile, &["upstreamLock", "git", "commit"]),
+        Some(v1.clone())
+    );
+    assert_eq!(
+        server_git(&catalog, &["show", &format!("{tip}:catalog/web/data.yaml")]),
+        "n: 1"
+    );
+
+    // Without a revision: the latest (v2).
+    let (status, made) = post(
+        server,
+        &alice,
+        "/api/v1/repositories/root/revisions",
+        &format!(
+            r#"{{"packageName":"copied","workspaceName":"ws","clone":{{"repository":"root","packageName":"{f}"}}}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["upstreamLock"]["git"]["ref"], format!("{f}/v2"));
+    assert_listing_matches_refs(
+        server,
+        &alice,
+        ("root", &server.repo_dir("root")),
+        "",
+        "after a clone",
+    );
+
+    // Once the clone is published, deleting the revision it pins is refused, naming it.
+    lab.propose("alice", "copied", "ws");
+    lab.publish("bob", "copied", "ws");
+    lab.propose_deletion("alice", &f, 2);
+    lab.client("bob");
+    let err = lab.refuse(
+        "bob",
+        &[&format!(":refs/tags/{f}/v2")],
+        "revision-is-pinned",
+    );
+    assert!(err.contains("copied"), "{err}");
+}
+
+#[test]
+fn a_clone_from_a_git_url_fetches_the_ref_and_keeps_credentials_out() {
+    let upstream = start();
+    let lab = Lab::new(&upstream, ROOT, "remote");
+    let f = lab.f();
+    lab.release(&f, "one", "n: remote\n");
+    let v1 = server_ref(
+        &upstream.server.repo_dir("root"),
+        &format!("refs/tags/{f}/v1"),
+    )
+    .expect("v1");
+    let host = start();
+    let url = upstream
+        .server
+        .url_as(&TestUser::new("rita"), "published/root");
+    let (status, made) = post(
+        &host.server,
+        &TestUser::new("alice"),
+        "/api/v1/repositories/root/revisions",
+        &format!(
+            r#"{{"packageName":"fromurl","workspaceName":"ws","clone":{{"git":{{"repo":"{url}","ref":"{f}/v1","directory":"{f}"}}}}}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    let lock = &made["upstreamLock"]["git"];
+    assert_eq!(lock["commit"], v1.as_str());
+    assert_eq!(lock["ref"], format!("{f}/v1"));
+    assert!(
+        !lock["repo"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("rita-token"),
+        "{lock}"
+    );
+    let repo = host.server.repo_dir("root");
+    assert!(
+        server_git(&repo, &["for-each-ref", "refs/cadgate"]).is_empty(),
+        "a temporary ref stayed"
+    );
+    let tip = server_ref(&repo, "refs/heads/drafts/fromurl/ws").expect("draft");
+    assert_eq!(
+        server_git(&repo, &["show", &format!("{tip}:fromurl/data.yaml")]),
+        "n: remote"
+    );
+}
+
+#[test]
+fn bad_clone_requests_get_json_errors_and_change_nothing() {
+    let host = start();
+    let server = &host.server;
+    let lab = Lab::new(&host, ROOT, "source");
+    let f = lab.f();
+    lab.release(&f, "one", "n: 1\n");
+    lab.draft("alice", "taken", "ws", "n: 1\n");
+    let refs = server_git(&server.repo_dir("root"), &["for-each-ref"]);
+    let alice = TestUser::new("alice");
+    let path = "/api/v1/repositories/root/revisions";
+    let clone = |package: &str, from: &str| {
+        format!(r#"{{"packageName":"{package}","workspaceName":"ws2","clone":{from}}}"#)
+    };
+    let cases: Vec<(TestUser, String, u16, &str)> = vec![
+        (alice.clone(), "{not json".into(), 400, "bad_request"),
+        (
+            alice.clone(),
+            r#"{"packageName":"x","workspaceName":"ws","clone":{},"extra":1}"#.into(),
+            400,
+            "bad_request",
+        ),
+        (alice.clone(), clone("new", r#"{}"#), 422, "invalid"),
+        (
+            alice.clone(),
+            clone(
+                "new",
+                &format!(r#"{{"repository":"root","packageName":"{f}","revision":9}}"#),
+            ),
+            422,
+            "invalid",
+        ),
+        (
+            alice.clone(),
+            clone("new", r#"{"repository":"nope","packageName":"x"}"#),
+            404,
+            "not_found",
+        ),
+        (
+            alice.clone(),
+            clone(
+                "new",
+                r#"{"git":{"repo":"file:///etc","ref":"main","directory":"x"}}"#,
+            ),
+            422,
+            "invalid",
+        ),
+        (
+            alice.clone(),
+            clone(
+                "new",
+                r#"{"git":{"repo":"http://127.0.0.1:9/x.git","ref":"main","directory":"x"}}"#,
+            ),
+            422,
+            "invalid",
+        ),
+        (
+            alice.clone(),
+            clone(
+                &f,
+                &format!(r#"{{"repository":"root","packageName":"{f}"}}"#),
+            ),
+            409,
+            "conflict",
+        ),
+        (
+            TestUser::new("rita"),
+            clone(
+                "new",
+                &format!(r#"{{"repository":"root","packageName":"{f}"}}"#),
+            ),
+            403,
+            "forbidden",
+        ),
+    ];
+    for (user, body, status, code) in &cases {
+        let (got, json) = post(server, user, path, body);
+        assert_eq!(
+            (got, json["code"].as_str()),
+            (*status, Some(*code)),
+            "{body}: {json}"
+        );
+    }
+    let (status, _) = call(server, None, "/api/v1/repositories");
+    assert_eq!(status, 401);
+    assert_eq!(
+        server_git(&server.repo_dir("root"), &["for-each-ref"]),
+        refs
+    );
+}
