@@ -148,3 +148,68 @@ pub fn draft_commit(
     );
     Ok(target.commit_tree(&tree, &[&tip], &message, author)?)
 }
+
+/// What an upgrade made.
+#[derive(Debug)]
+pub enum Upgrade {
+    /// The draft commit moving the package to the new upstream revision.
+    Draft(String),
+    /// The changes that could not be merged; nothing was written.
+    Conflicts(Vec<cadgate_merge::Conflict>),
+}
+
+/// Move `package` (as it is on the registered branch) from the upstream
+/// revision `base` (files of the old upstream revision) to `upstream` (files
+/// of the new one, which `origin` names) by a three-way merge that keeps
+/// the local changes. A clean merge becomes a draft commit on top of the
+/// branch, its Kptfile pointing at `origin`; any conflict writes nothing
+/// and is returned.
+pub fn upgrade_commit(
+    target: &Repo,
+    layout: &Layout,
+    package: &PackagePath,
+    base: Vec<(String, Vec<u8>)>,
+    upstream: Vec<(String, Vec<u8>)>,
+    origin: &Origin,
+    author: &Signature,
+) -> Result<Upgrade, CloneError> {
+    let branch = layout.branch_ref();
+    let tip = target
+        .refs_under(&[branch.as_str()])?
+        .pop()
+        .map(|r| r.commit)
+        .ok_or_else(|| CloneError::Exists(format!("{branch} does not exist")))?;
+    let local = package_files(target, &tip, package.as_str()).map_err(|_| {
+        CloneError::NotAPackage(format!(
+            "{package} is not on {branch}: only a published package can be upgraded"
+        ))
+    })?;
+    let merged = cadgate_merge::merge(
+        &base.into_iter().collect(),
+        &upstream.into_iter().collect(),
+        &local.into_iter().collect(),
+    );
+    if !merged.conflicts.is_empty() {
+        return Ok(Upgrade::Conflicts(merged.conflicts));
+    }
+    let mut files = Vec::new();
+    for (path, data) in merged.files {
+        let data = if path == KPTFILE {
+            cloned_kptfile(&String::from_utf8_lossy(&data), package.leaf(), origin)?.into_bytes()
+        } else {
+            data
+        };
+        files.push((path, data));
+    }
+    let tree = target.tree_with_directory(&tip, package.as_str(), &files)?;
+    let message = format!(
+        "Upgrade {package} to {}@{}\n\nUpstream: {} {}\n",
+        origin.directory, origin.reference, origin.repo, origin.commit
+    );
+    Ok(Upgrade::Draft(target.commit_tree(
+        &tree,
+        &[&tip],
+        &message,
+        author,
+    )?))
+}

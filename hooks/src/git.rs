@@ -589,6 +589,37 @@ impl Repo {
             .map_err(|e| self.error("write tree", e))
     }
 
+    /// The tree of `base` (a commit) with the directory `dir` holding
+    /// exactly `files` (paths relative to `dir`), whatever it held before.
+    pub fn tree_with_directory(
+        &self,
+        base: &str,
+        dir: &str,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<String, GitError> {
+        let Some(root) = self.tree_of(base)? else {
+            return Err(self.error(&format!("read {base}"), "no such commit"));
+        };
+        let mut editor = self
+            .gix
+            .edit_tree(root)
+            .map_err(|e| self.error("edit tree", e))?;
+        editor
+            .remove(dir)
+            .map_err(|e| self.error(&format!("edit {dir}"), e))?;
+        for (path, content) in files {
+            let blob = self.write_blob(content)?;
+            let full = format!("{dir}/{path}");
+            editor
+                .upsert(full.as_str(), EntryKind::Blob, self.oid(&blob)?)
+                .map_err(|e| self.error(&format!("edit {full}"), e))?;
+        }
+        editor
+            .write()
+            .map(|id| id.to_string())
+            .map_err(|e| self.error("write tree", e))
+    }
+
     /// Files under `commit` named `file_name` whose content contains `text`
     /// (one `git grep` over the whole tree).
     pub fn files_containing(

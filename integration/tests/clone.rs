@@ -304,3 +304,152 @@ fn bad_clone_requests_get_json_errors_and_change_nothing() {
         refs
     );
 }
+
+fn deployment(image: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\nspec:\n  replicas: {replicas}\n  template:\n    spec:\n      containers:\n      - name: web\n        image: {image}\n"
+    )
+}
+
+/// `user` saves `files` (path, content) as draft `ws` of `package` on top of
+/// the branch, proposes it, and bob publishes it.
+fn release_files(lab: &Lab, package: &str, ws: &str, files: &[(&str, String)]) -> u64 {
+    let writes: Vec<(String, Option<String>)> = files
+        .iter()
+        .map(|(path, content)| (format!("{package}/{path}"), Some(content.clone())))
+        .collect();
+    lab.commit("alice", Some("origin/main"), &writes);
+    lab.accept(
+        "alice",
+        &[&format!("+HEAD:refs/heads/drafts/{package}/{ws}")],
+        "saved draft",
+    );
+    lab.propose("alice", package, ws);
+    lab.publish("bob", package, ws)
+}
+
+#[test]
+fn an_upgrade_merges_upstream_and_local_changes_and_reports_conflicts_by_field() {
+    let host = start();
+    let server = &host.server;
+    let lab = Lab::new(&host, ROOT, "up");
+    let alice = TestUser::new("alice");
+    let up = lab.f();
+    release_files(
+        &lab,
+        &up,
+        "one",
+        &[
+            ("Kptfile", kptfile(&up)),
+            ("deployment.yaml", deployment("nginx:1.25", 1)),
+            ("README.md", "# web\n\nServes pages.\n".into()),
+        ],
+    );
+    // The downstream: cloned from v1, published, then changed locally.
+    let (status, made) = post(
+        server,
+        &alice,
+        "/api/v1/repositories/root/revisions",
+        &format!(
+            r#"{{"packageName":"down","workspaceName":"ws","clone":{{"repository":"root","packageName":"{up}"}}}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    lab.propose("alice", "down", "ws");
+    lab.publish("bob", "down", "ws");
+    lab.client("alice");
+    release_files(
+        &lab,
+        "down",
+        "local",
+        &[("deployment.yaml", deployment("nginx:1.25", 3))],
+    );
+    // The upstream moves on: a new image.
+    release_files(
+        &lab,
+        &up,
+        "two",
+        &[("deployment.yaml", deployment("nginx:1.27", 1))],
+    );
+    let v2 = server_ref(&server.repo_dir("root"), &format!("refs/tags/{up}/v2")).expect("v2");
+
+    let (status, made) = post(
+        server,
+        &alice,
+        "/api/v1/repositories/root/revisions",
+        r#"{"packageName":"down","workspaceName":"upgrade","upgrade":{}}"#,
+    );
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["lifecycle"], "Draft");
+    assert_eq!(made["upstreamLock"]["git"]["ref"], format!("{up}/v2"));
+    assert_eq!(made["upstreamLock"]["git"]["commit"], v2.as_str());
+    let repo = server.repo_dir("root");
+    let tip = server_ref(&repo, "refs/heads/drafts/down/upgrade").expect("the upgrade draft");
+    let merged = server_git(&repo, &["show", &format!("{tip}:down/deployment.yaml")]);
+    assert!(
+        merged.contains("image: nginx:1.27"),
+        "the upstream change is missing:\n{merged}"
+    );
+    assert!(
+        merged.contains("replicas: 3"),
+        "the local change is lost:\n{merged}"
+    );
+    let kpt = server_git(&repo, &["show", &format!("{tip}:down/Kptfile")]);
+    assert_eq!(
+        kpt_field(&kpt, &["metadata", "name"]).as_deref(),
+        Some("down")
+    );
+    assert_eq!(
+        kpt_field(&kpt, &["upstreamLock", "git", "ref"]),
+        Some(format!("{up}/v2"))
+    );
+    assert_eq!(
+        server_git(&repo, &["show", &format!("{tip}:down/README.md")]),
+        "# web\n\nServes pages."
+    );
+
+    // A conflicting upstream change: the same field, changed both ways.
+    lab.client("alice");
+    lab.accept("alice", &[":refs/heads/drafts/down/upgrade"], "deleted");
+    release_files(
+        &lab,
+        &up,
+        "three",
+        &[("deployment.yaml", deployment("nginx:1.27", 5))],
+    );
+    let before = server_git(&repo, &["for-each-ref"]);
+    let (status, refused) = post(
+        server,
+        &alice,
+        "/api/v1/repositories/root/revisions",
+        r#"{"packageName":"down","workspaceName":"upgrade2","upgrade":{"revision":3}}"#,
+    );
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (409, Some("conflict")),
+        "{refused}"
+    );
+    let conflict = &refused["conflicts"][0];
+    assert_eq!(conflict["path"], "deployment.yaml", "{refused}");
+    assert!(
+        conflict["resource"]
+            .as_str()
+            .is_some_and(|r| r.contains("Deployment") && r.contains("web")),
+        "{refused}"
+    );
+    assert_eq!(conflict["field"], "spec.replicas", "{refused}");
+    assert_eq!(
+        server_git(&repo, &["for-each-ref"]),
+        before,
+        "a refused upgrade changed refs"
+    );
+
+    // Nothing newer to go to.
+    let (status, _) = post(
+        server,
+        &alice,
+        "/api/v1/repositories/root/revisions",
+        r#"{"packageName":"down","workspaceName":"upgrade3","upgrade":{"revision":1}}"#,
+    );
+    assert_eq!(status, 409);
+}

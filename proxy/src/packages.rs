@@ -16,7 +16,9 @@
 use std::sync::Arc;
 
 use cadgate_config::Role;
-use cadgate_hooks::clone::{draft_commit, package_files, CloneError, Origin};
+use cadgate_hooks::clone::{
+    draft_commit, package_files, upgrade_commit, CloneError, Origin, Upgrade,
+};
 use cadgate_hooks::git::{Repo, Signature};
 use cadgate_hooks::refs::Layout;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -39,7 +41,16 @@ const MAX_BODY: usize = 64 * 1024;
 struct Create {
     package_name: String,
     workspace_name: String,
-    clone: CloneFrom,
+    clone: Option<CloneFrom>,
+    upgrade: Option<UpgradeTo>,
+}
+
+/// An upgrade: to published revision `revision` of the package's upstream
+/// (the latest when left out).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpgradeTo {
+    revision: Option<u64>,
 }
 
 /// The upstream of a clone: a registered repository's published revision,
@@ -98,32 +109,57 @@ pub async fn create(
             ))
         })?;
     let ws = create.workspace_name.clone();
-    let origin = resolve(state, repo, principal, &headers, &create.clone).await?;
-    let source_dir = origin.directory.clone();
     let author = Signature {
         name: principal.name.clone(),
         email: format!("{}@cadgate", principal.name),
     };
-    let (target, source_repo) = (repo.clone(), source_repository(state, &create.clone));
-    let commit = tokio::task::spawn_blocking(move || {
-        let git = Repo::open(&target.path)?;
-        let files = match source_repo {
-            Some(source) => package_files(&Repo::open(&source.path)?, &origin.commit, &source_dir)?,
-            None => package_files(&git, &origin.commit, &source_dir)?,
-        };
-        draft_commit(&git, &layout, &package, files, &origin, &author)
-    })
-    .await
-    .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?
-    .map_err(|e| match e {
-        CloneError::NotAPackage(m) => invalid(m),
-        CloneError::Exists(m) => HttpError::new(StatusCode::CONFLICT, m).json("conflict"),
-        CloneError::Kptfile(_) => invalid(e.to_string()),
-        CloneError::Git(e) => {
-            tracing::error!(error = %e, "cannot write the clone");
-            HttpError::internal("cannot write the clone; the server log says why").json("internal")
+    let commit = match (&create.clone, &create.upgrade) {
+        (Some(from), None) => {
+            let origin = resolve(state, repo, principal, &headers, from).await?;
+            let source = source_repository(state, from);
+            let target = repo.clone();
+            blocking(move || {
+                let git = Repo::open(&target.path)?;
+                let files = match source {
+                    Some(source) => package_files(
+                        &Repo::open(&source.path)?,
+                        &origin.commit,
+                        &origin.directory,
+                    )?,
+                    None => package_files(&git, &origin.commit, &origin.directory)?,
+                };
+                draft_commit(&git, &layout, &package, files, &origin, &author)
+            })
+            .await?
         }
-    })?;
+        (None, Some(to)) => {
+            let plan = plan_upgrade(state, repo, principal, &package, to).await?;
+            let target = repo.clone();
+            let upgrading = package.clone();
+            let upgraded = blocking(move || {
+                let git = Repo::open(&target.path)?;
+                let source = match &plan.source {
+                    Some(source) => Repo::open(&source.path)?,
+                    None => git.clone(),
+                };
+                let base = package_files(&source, &plan.base.commit, &plan.base.directory)?;
+                let new = package_files(&source, &plan.new.commit, &plan.new.directory)?;
+                upgrade_commit(&git, &layout, &upgrading, base, new, &plan.new, &author)
+            })
+            .await?;
+            match upgraded {
+                Upgrade::Draft(commit) => commit,
+                Upgrade::Conflicts(conflicts) => {
+                    return Ok(conflict_response(&package, &conflicts))
+                }
+            }
+        }
+        _ => {
+            return Err(invalid(
+                "give exactly one of clone (a new package from an upstream) or upgrade (an existing one to a newer upstream revision)",
+            ))
+        }
+    };
     let refname = format!(
         "refs/heads/drafts/{}/{ws}",
         create.package_name.trim_matches('/')
@@ -156,6 +192,206 @@ pub async fn create(
     let mut response = api::respond(&HeaderMap::new(), etag, body.into_bytes());
     *response.status_mut() = StatusCode::CREATED;
     Ok(response)
+}
+
+/// Run clone or upgrade work off the async threads, mapping its errors.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, CloneError> + Send + 'static,
+) -> Result<T, HttpError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?
+        .map_err(|e| match e {
+            CloneError::NotAPackage(m) => invalid(m),
+            CloneError::Exists(m) => HttpError::new(StatusCode::CONFLICT, m).json("conflict"),
+            CloneError::Kptfile(_) => invalid(e.to_string()),
+            CloneError::Git(e) => {
+                tracing::error!(error = %e, "cannot write the draft");
+                HttpError::internal("cannot write the draft; the server log says why")
+                    .json("internal")
+            }
+        })
+}
+
+/// 409 listing what could not be merged, resource and field.
+fn conflict_response(
+    package: &cadgate_hooks::refs::PackagePath,
+    conflicts: &[cadgate_merge::Conflict],
+) -> Response<ResponseBody> {
+    let items: Vec<serde_json::Value> = conflicts
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "path": c.path,
+                "resource": c.resource.as_ref().map(|r| r.to_string()),
+                "field": c.field,
+                "detail": c.detail,
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "error": format!(
+            "the upgrade of {package} conflicts with its local changes in {} place(s); nothing was written: change the package so the upstream's change applies, or upgrade by hand",
+            items.len()
+        ),
+        "code": "conflict",
+        "conflicts": items,
+    })
+    .to_string()
+        + "\n";
+    let etag = api::digest(&[body.as_bytes()]);
+    let mut response = api::respond(&HeaderMap::new(), etag, body.into_bytes());
+    *response.status_mut() = StatusCode::CONFLICT;
+    response
+}
+
+/// Where an upgrade goes from and to.
+struct UpgradePlan {
+    /// The registered repository holding the upstream (`None`: its objects
+    /// were fetched into the target).
+    source: Option<Arc<Repository>>,
+    /// The upstream revision the package is at.
+    base: Origin,
+    /// The one it moves to.
+    new: Origin,
+}
+
+async fn plan_upgrade(
+    state: &State,
+    repo: &Arc<Repository>,
+    principal: &Principal,
+    package: &cadgate_hooks::refs::PackagePath,
+    to: &UpgradeTo,
+) -> Result<UpgradePlan, HttpError> {
+    let (listed, _) = api::list(repo, Some(package.clone())).await?;
+    let current = listed
+        .iter()
+        .filter(|r| r.revision > 0)
+        .max_by_key(|r| r.revision)
+        .ok_or_else(|| invalid(format!("{package} has no published revision to upgrade")))?;
+    let lock = current
+        .upstream_lock
+        .as_ref()
+        .and_then(|l| l.git.clone())
+        .ok_or_else(|| {
+            invalid(format!(
+                "{package} v{} has no upstreamLock in its Kptfile: it was not cloned from an upstream",
+                current.revision
+            ))
+        })?;
+    let directory = lock.directory.trim_matches('/').to_string();
+    let base = Origin {
+        repo: lock.repo.clone(),
+        directory: directory.clone(),
+        reference: lock.reference.clone(),
+        commit: lock.commit.clone(),
+    };
+    let at = revision_of(&lock.reference, &directory);
+    let registered = state.registry.iter().find(|r| {
+        lock.repo
+            .trim_end_matches('/')
+            .ends_with(&format!("/published/{}.git", r.config.name))
+    });
+    let (source, new) = match registered {
+        Some(source) => {
+            let source = api::repository(state, principal, &source.config.name)?.clone();
+            let layout = Layout::new(&source.config.branch, &source.config.directory);
+            let (upstream, _) = api::list(&source, layout.package(&directory)).await?;
+            let chosen = upstream
+                .iter()
+                .filter(|r| r.revision > 0)
+                .filter(|r| to.revision.is_none_or(|n| n == r.revision))
+                .max_by_key(|r| r.revision)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "the upstream has no published revision {} of {directory}",
+                        to.revision.map_or("at all".into(), |n| format!("v{n}"))
+                    ))
+                })?;
+            let new = Origin {
+                repo: lock.repo.clone(),
+                directory: directory.clone(),
+                reference: format!("{directory}/v{}", chosen.revision),
+                commit: chosen.commit.clone(),
+            };
+            (Some(source), new)
+        }
+        None => {
+            let revision = match to.revision {
+                Some(n) => n,
+                None => latest_remote_revision(&lock.repo, &directory).await?,
+            };
+            let fetched = fetch_git(
+                repo,
+                &GitSource {
+                    repo: lock.repo.clone(),
+                    reference: lock.reference.clone(),
+                    directory: directory.clone(),
+                },
+            )
+            .await?;
+            if fetched.commit != lock.commit {
+                return Err(invalid(format!(
+                    "the upstream's {} is no longer the commit the Kptfile's upstreamLock names; upgrade by hand",
+                    lock.reference
+                )));
+            }
+            let mut new = fetch_git(
+                repo,
+                &GitSource {
+                    repo: lock.repo.clone(),
+                    reference: format!("{directory}/v{revision}"),
+                    directory: directory.clone(),
+                },
+            )
+            .await?;
+            new.repo = lock.repo.clone();
+            (None, new)
+        }
+    };
+    if let (Some(at), Some(to_revision)) = (at, revision_of(&new.reference, &directory)) {
+        if to_revision <= at {
+            return Err(HttpError::new(
+                StatusCode::CONFLICT,
+                format!("{package} is at {directory} v{at} already; v{to_revision} is not newer"),
+            )
+            .json("conflict"));
+        }
+    }
+    Ok(UpgradePlan { source, base, new })
+}
+
+/// N of a ref `directory/vN`.
+fn revision_of(reference: &str, directory: &str) -> Option<u64> {
+    reference
+        .strip_prefix(&format!("{directory}/v"))
+        .and_then(|n| n.parse().ok())
+}
+
+/// The highest N of the `directory/vN` tags at `url`.
+async fn latest_remote_revision(url: &str, directory: &str) -> Result<u64, HttpError> {
+    let out = tokio::process::Command::new("git")
+        .args([
+            "ls-remote",
+            "--tags",
+            url,
+            &format!("refs/tags/{directory}/v*"),
+        ])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .await
+        .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter_map(|(_, name)| revision_of(name.strip_prefix("refs/tags/")?, directory))
+        .max()
+        .ok_or_else(|| {
+            invalid(format!(
+                "the upstream {} has no published revision of {directory}",
+                without_userinfo(url)
+            ))
+        })
 }
 
 fn layout_package(repo: &Repository, package: &str) -> Option<cadgate_hooks::refs::PackagePath> {
