@@ -353,6 +353,57 @@ impl Repo {
         Ok(out)
     }
 
+    /// [`Repo::file_id`], looking big trees up through `index`: a listing
+    /// asks for `F/Kptfile` in the same root tree of thousands of entries
+    /// once per package, which a linear scan of the tree makes quadratic.
+    pub fn file_id_with(
+        &self,
+        commit: &str,
+        path: &str,
+        index: &mut TreeIndex,
+    ) -> Result<Option<String>, GitError> {
+        let Some(mut id) = self.tree_of(commit)? else {
+            return Ok(None);
+        };
+        let mut mode = EntryMode::from(EntryKind::Tree);
+        for component in path.split('/').filter(|c| !c.is_empty()) {
+            if !mode.is_tree() {
+                return Ok(None);
+            }
+            let found = match index.trees.get(&id) {
+                Some(entries) => entries.get(component.as_bytes()).copied(),
+                None => {
+                    let tree = self
+                        .gix
+                        .find_tree(id)
+                        .map_err(|e| self.error(&format!("read tree {id}"), e))?;
+                    if tree.data.len() < TreeIndex::BIG_TREE_BYTES {
+                        tree.find_entry(component)
+                            .map(|e| (e.mode(), e.object_id()))
+                    } else {
+                        let mut entries = HashMap::new();
+                        for entry in tree.iter() {
+                            let entry =
+                                entry.map_err(|e| self.error(&format!("read tree {id}"), e))?;
+                            entries.insert(
+                                entry.filename().to_vec(),
+                                (entry.mode(), entry.object_id()),
+                            );
+                        }
+                        let found = entries.get(component.as_bytes()).copied();
+                        index.insert(id, entries);
+                        found
+                    }
+                }
+            };
+            let Some(next) = found else {
+                return Ok(None);
+            };
+            (mode, id) = next;
+        }
+        Ok(mode.is_blob_or_symlink().then(|| id.to_string()))
+    }
+
     /// Mode and id of whatever is at `path` in `commit` (`""`: its tree).
     fn entry_at(
         &self,
@@ -642,6 +693,31 @@ impl Repo {
             Err(e) if e.detail.is_empty() => Ok(Vec::new()),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Big trees, decoded into maps for many lookups (see
+/// [`Repo::file_id_with`]). Bounded: past [`TreeIndex::MAX_ENTRIES`] it
+/// starts over.
+#[derive(Debug, Default)]
+pub struct TreeIndex {
+    trees: HashMap<ObjectId, HashMap<Vec<u8>, (EntryMode, ObjectId)>>,
+    entries: usize,
+}
+
+impl TreeIndex {
+    /// Trees smaller than this (in bytes, about 100 entries) are scanned.
+    const BIG_TREE_BYTES: usize = 4096;
+    /// Entries held over all trees.
+    pub const MAX_ENTRIES: usize = 1_000_000;
+
+    fn insert(&mut self, id: ObjectId, entries: HashMap<Vec<u8>, (EntryMode, ObjectId)>) {
+        if self.entries + entries.len() > Self::MAX_ENTRIES {
+            self.trees.clear();
+            self.entries = 0;
+        }
+        self.entries += entries.len();
+        self.trees.insert(id, entries);
     }
 }
 

@@ -7,6 +7,8 @@
 //! Foreign tags and branches are ignored.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
@@ -143,8 +145,11 @@ pub struct Memo {
 
 #[derive(Debug, Default)]
 struct MemoInner {
-    peeled: HashMap<String, String>,
-    facts: HashMap<(String, String), Arc<Facts>>,
+    peeled: FxHashMap<String, String>,
+    /// By commit, then by package: looked up without allocating.
+    facts: FxHashMap<String, FxHashMap<String, Arc<Facts>>>,
+    facts_count: usize,
+    trees: crate::git::TreeIndex,
 }
 
 /// Entries a [`Memo`] holds before it starts over.
@@ -153,7 +158,7 @@ pub const MEMO_ENTRIES: usize = 1_000_000;
 impl Memo {
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoInner> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.facts.len() + inner.peeled.len() > MEMO_ENTRIES {
+        if inner.facts_count + inner.peeled.len() > MEMO_ENTRIES {
             *inner = MemoInner::default();
         }
         inner
@@ -180,11 +185,15 @@ impl MemoInner {
         commit: &str,
         package: &PackagePath,
     ) -> Result<Arc<Facts>, GitError> {
-        let key = (commit.to_string(), package.as_str().to_string());
-        if let Some(facts) = self.facts.get(&key) {
+        if let Some(facts) = self
+            .facts
+            .get(commit)
+            .and_then(|by_package| by_package.get(package.as_str()))
+        {
             return Ok(facts.clone());
         }
-        let kptfile = repo.file_id(commit, &format!("{package}/{KPTFILE}"))?;
+        let kptfile =
+            repo.file_id_with(commit, &format!("{package}/{KPTFILE}"), &mut self.trees)?;
         let upstream_lock = match &kptfile {
             Some(blob) => repo
                 .read_blob(blob)?
@@ -192,7 +201,7 @@ impl MemoInner {
             None => None,
         };
         let info = repo
-            .commit_infos(std::slice::from_ref(&key.0))?
+            .commit_infos(&[commit.to_string()])?
             .pop()
             .unwrap_or_default();
         let facts = Arc::new(Facts {
@@ -202,7 +211,11 @@ impl MemoInner {
             author_email: info.author_email,
             author_time: info.author_time,
         });
-        self.facts.insert(key, facts.clone());
+        self.facts
+            .entry(commit.to_string())
+            .or_default()
+            .insert(package.as_str().to_string(), facts.clone());
+        self.facts_count += 1;
         Ok(facts)
     }
 }

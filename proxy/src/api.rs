@@ -296,7 +296,7 @@ async fn revisions_page(
             .as_deref()
             .is_none_or(|after| sort_key(r).as_str() > after)
     });
-    let mut body = Vec::with_capacity(256 * listed.len().min(filter.limit) + 64);
+    let mut body = Vec::with_capacity(400 * listed.len().min(filter.limit) + 64);
     body.extend_from_slice(b"{\"items\":[");
     let mut last = None;
     for (i, r) in matching.by_ref().take(filter.limit).enumerate() {
