@@ -571,12 +571,15 @@ async fn receive_pack(
             label: format!("receive-pack {}", target.label),
         })
         .await?;
-    stream_response(
+    let response = stream_response(
         running,
         Bytes::new(),
         "application/x-git-receive-pack-result",
     )
-    .await
+    .await;
+    // Event readers look at the log once the push's answer is sent.
+    state.events.notify();
+    response.map(|r| crate::events::notify_when_done(r, &state.events))
 }
 
 /// Answer with git's stdout, streamed as it comes.
