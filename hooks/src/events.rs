@@ -247,6 +247,13 @@ fn last_seq(file: &mut File) -> std::io::Result<(u64, bool)> {
 /// parse, and the offset just past the last complete line (a line still
 /// being written is left for the next read).
 pub fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<Event>, u64)> {
+    read_at_most(path, offset, u64::MAX)
+}
+
+/// [`read_from`], reading at most about `limit` bytes (whole lines; at least
+/// one line), so a long log is read in pieces: call again from the returned
+/// offset until it stops moving.
+pub fn read_at_most(path: &Path, offset: u64, limit: u64) -> std::io::Result<(Vec<Event>, u64)> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
@@ -259,7 +266,17 @@ pub fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<Event>, u64)>
     }
     file.seek(SeekFrom::Start(offset))?;
     let mut bytes = Vec::new();
-    file.take(len - offset).read_to_end(&mut bytes)?;
+    let mut want = (len - offset).min(limit.max(1));
+    loop {
+        let start = bytes.len();
+        std::io::Read::take(&mut file, want).read_to_end(&mut bytes)?;
+        let read_all = offset + bytes.len() as u64 >= len;
+        if read_all || bytes[start..].contains(&b'\n') {
+            break;
+        }
+        // No complete line yet: read on.
+        want = want.saturating_mul(2);
+    }
     let Some(end) = bytes.iter().rposition(|b| *b == b'\n') else {
         return Ok((Vec::new(), offset));
     };
@@ -324,6 +341,29 @@ mod tests {
         let (more, same) = read_from(&path, offset).expect("read");
         assert!(more.is_empty());
         assert_eq!(same, offset);
+    }
+
+    #[test]
+    fn a_long_log_is_read_in_pieces() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let many: Vec<Pending> = (0..50).map(|_| pending(EventKind::Updated)).collect();
+        append(dir.path(), "demo", "alice", &many).expect("append");
+        let path = log_path(dir.path());
+        let (mut offset, mut seqs, mut reads) = (0, Vec::new(), 0);
+        loop {
+            let (events, next) = read_at_most(&path, offset, 1000).expect("read");
+            if next == offset {
+                break;
+            }
+            reads += 1;
+            seqs.extend(events.iter().map(|e| e.seq));
+            offset = next;
+        }
+        assert_eq!(seqs, (1..=50).collect::<Vec<u64>>());
+        assert!(reads > 5, "{reads} reads");
+        // A limit smaller than a line still reads one line.
+        let (events, _) = read_at_most(&path, 0, 1).expect("read");
+        assert_eq!(events.len(), 1);
     }
 
     #[test]

@@ -436,6 +436,20 @@ fn sse_and_webhooks_see_every_lifecycle_event_once_in_order() {
     assert_eq!(receiver.deliveries("/all").len(), FLOW.len());
     assert_eq!(receiver.deliveries("/published").len(), 2);
 
+    // How soon a push's event reaches the stream and the webhook.
+    let before = Instant::now();
+    lab.draft("alice", &f, "late", "n: 3\n");
+    let push_done = before.elapsed();
+    let streamed = sse.wait_for(FLOW.len() + 1, within);
+    let sse_latency = before.elapsed();
+    assert_eq!(streamed.len(), FLOW.len() + 1);
+    assert_eq!(streamed[FLOW.len()].event, "created");
+    let delivered = receiver.wait_for("/all", FLOW.len() + 1, within);
+    let webhook_latency = before.elapsed();
+    assert_eq!(delivered.len(), FLOW.len() + 1);
+    assert_eq!(delivered[FLOW.len()].body["workspace"], "late");
+    let total = FLOW.len() + 1;
+
     // Resuming: Last-Event-ID continues after that event; since=0 replays all.
     let resumed = SseClient::connect(
         &hosted.server,
@@ -446,32 +460,31 @@ fn sse_and_webhooks_see_every_lifecycle_event_once_in_order() {
         ],
     );
     let ids: Vec<String> = resumed
-        .wait_for(3, within)
+        .wait_for(4, within)
         .into_iter()
         .map(|e| e.id)
         .collect();
-    assert_eq!(ids, ["root:6", "root:7", "root:8"]);
+    assert_eq!(ids, ["root:6", "root:7", "root:8", "root:9"]);
     let replay = SseClient::connect(
         &hosted.server,
         "/api/v1/events?repository=root&since=0",
         &[("Authorization", &basic(&rita))],
     );
-    assert_eq!(replay.wait_for(FLOW.len(), within).len(), FLOW.len());
+    assert_eq!(replay.wait_for(total, within).len(), total);
 
     // The log on disk is what was streamed.
     let log = std::fs::read_to_string(hosted.repository_dir("root").join("cadgate-events.log"))
         .expect("the event log");
-    assert_eq!(log.lines().count(), FLOW.len());
+    assert_eq!(log.lines().count(), total);
     eprintln!(
-        "events: {} pushes in {:?}; all delivered",
+        "events: {} pushes in {pushes:?}; one more (commit, fetch, push) returned after {push_done:?}, its event was on the SSE stream by {sse_latency:?} and at the webhook by {webhook_latency:?}",
         FLOW.len(),
-        pushes
     );
-    drop((sse, sse_all, resumed, replay));
     // Open event streams do not hold up a graceful stop.
     let mut server = hosted.server;
     server.terminate();
     assert_eq!(server.wait(Duration::from_secs(20)), Some(0));
+    drop((sse, sse_all, resumed, replay));
 }
 
 #[test]

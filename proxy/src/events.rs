@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cadgate_config::{Config, Role, WebhookConfig};
-use cadgate_hooks::events::{log_path, read_from, Event};
+use cadgate_hooks::events::{log_path, read_at_most, read_from, Event};
 use hmac::{Hmac, Mac};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -48,6 +48,8 @@ const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// How long one webhook request may take.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much of a log is read at once.
+const READ_CHUNK: u64 = 1 << 20;
 
 /// Where event readers learn that a log may have grown, and that the server
 /// is stopping.
@@ -121,6 +123,8 @@ struct Cursor {
     /// Read from the start, skipping events up to `after`, until one past
     /// it is seen; then `offset` alone is enough.
     scanning: bool,
+    /// The last read stopped before the end of the log.
+    behind: bool,
 }
 
 impl Cursor {
@@ -132,6 +136,7 @@ impl Cursor {
             offset: 0,
             after,
             scanning: true,
+            behind: false,
         }
     }
 
@@ -149,9 +154,13 @@ impl Cursor {
         Ok(cursor)
     }
 
-    /// The events appended since the last call.
+    /// The events appended since the last call, up to about a megabyte of
+    /// log at a time; `self.behind` tells whether more is waiting.
     fn read(&mut self) -> std::io::Result<Vec<Event>> {
-        let (events, offset) = read_from(&self.path, self.offset)?;
+        let (events, offset) = read_at_most(&self.path, self.offset, READ_CHUNK)?;
+        // The read stopped at the limit rather than at the end of the log.
+        self.behind = offset > self.offset
+            && std::fs::metadata(&self.path).is_ok_and(|m| m.len() > self.offset + READ_CHUNK);
         if offset < self.offset {
             // The log was replaced by a shorter one: read it again from the start.
             self.offset = 0;
@@ -236,14 +245,19 @@ pub async fn serve(
             (Some((repo, seq)), _) => {
                 // Another repository's id: resume this one from the time of
                 // that event (an event of the same second may repeat).
-                let time = state
+                // An id this server does not know resumes from now.
+                let first = state
                     .events
                     .log(repo)
                     .and_then(|p| event_time(p, *seq))
-                    .unwrap_or(0);
-                let mut cursor = Cursor::after(name, path, 0);
-                cursor.after = first_seq_at(path, time).map_or(u64::MAX, |s| s.saturating_sub(1));
-                cursor
+                    .and_then(|time| first_seq_at(path, time));
+                match first {
+                    Some(first) => Cursor::after(name, path, first.saturating_sub(1)),
+                    None => Cursor::now(name, path).map_err(|e| {
+                        HttpError::internal(format!("cannot read the event log: {e}"))
+                            .json("internal")
+                    })?,
+                }
             }
             (None, Some(since)) => Cursor::after(name, path, since),
             (None, None) => Cursor::now(name, path).map_err(|e| {
@@ -305,6 +319,9 @@ async fn stream_events(
                 idle_since = tokio::time::Instant::now();
             }
         }
+        if cursors.iter().any(|c| c.behind) {
+            continue;
+        }
         if idle_since.elapsed() >= KEEP_ALIVE {
             if sender
                 .send(Bytes::from_static(b": keep-alive\n\n"))
@@ -343,16 +360,30 @@ fn last_event_id(headers: &HeaderMap) -> Option<(String, u64)> {
     Some((repository.to_string(), seq.parse().ok()?))
 }
 
+/// The first event of the log at `path` that `wanted` picks, read a piece
+/// at a time.
+fn find_event(path: &Path, wanted: impl Fn(&Event) -> bool) -> Option<Event> {
+    let mut offset = 0;
+    loop {
+        let (events, next) = read_at_most(path, offset, READ_CHUNK).ok()?;
+        if let Some(event) = events.into_iter().find(|e| wanted(e)) {
+            return Some(event);
+        }
+        if next <= offset {
+            return None;
+        }
+        offset = next;
+    }
+}
+
 /// The time of event `seq` in the log at `path`.
 fn event_time(path: &Path, seq: u64) -> Option<u64> {
-    let (events, _) = read_from(path, 0).ok()?;
-    events.iter().find(|e| e.seq == seq).map(|e| e.time)
+    find_event(path, |e| e.seq == seq).map(|e| e.time)
 }
 
 /// The seq of the first event at or after `time`.
 fn first_seq_at(path: &Path, time: u64) -> Option<u64> {
-    let (events, _) = read_from(path, 0).ok()?;
-    events.iter().find(|e| e.time >= time).map(|e| e.seq)
+    find_event(path, |e| e.time >= time).map(|e| e.seq)
 }
 
 /// The events endpoint's query string.
@@ -576,6 +607,9 @@ async fn deliver_all(
         }
         if *closing.borrow() {
             return;
+        }
+        if cursors.iter().any(|(c, _)| c.behind) {
+            continue;
         }
         tokio::select! {
             _ = poll.tick() => {}
