@@ -548,7 +548,9 @@ fn a_receiver_that_was_down_gets_every_event_in_order_and_restarts_resume() {
 
 #[test]
 fn the_event_stream_refuses_bad_requests_with_json_errors() {
-    let server = scenarios::CadgateServer::start("").server;
+    let outsider = TestUser::new("outsider");
+    let host = scenarios::CadgateServer::start(&outsider.config(&["reader"], &["nested"]));
+    let server = &host.server;
     let rita = TestUser::new("rita");
     let auth = basic(&rita);
     let json = |status: u16, path: &str, headers: &[(&str, &str)], code: &str| {
@@ -588,6 +590,26 @@ fn the_event_stream_refuses_bad_requests_with_json_errors() {
     );
     let post = server.request("POST", "/api/v1/events", &[("Authorization", &auth)], b"");
     assert_eq!(post.status, 405);
+    // A repository the user has no role on.
+    let outsider_auth = basic(&outsider);
+    json(
+        403,
+        "/api/v1/events?repository=root",
+        &[("Authorization", &outsider_auth)],
+        "forbidden",
+    );
+    // An unfiltered stream carries only the repositories the user may read.
+    let theirs = SseClient::connect(
+        server,
+        "/api/v1/events",
+        &[("Authorization", &outsider_auth)],
+    );
+    let everyone = SseClient::connect(server, "/api/v1/events", &[("Authorization", &auth)]);
+    let lab = Lab::new(&host, ROOT, "evhidden");
+    lab.draft("alice", &lab.f(), "ws", "n: 1\n");
+    assert_eq!(everyone.wait_for(1, Duration::from_secs(30)).len(), 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(theirs.wait_for(0, Duration::ZERO).is_empty());
 }
 
 #[test]
