@@ -120,9 +120,6 @@ struct Cursor {
     offset: u64,
     /// Events with a seq up to this one were seen already.
     after: u64,
-    /// Read from the start, skipping events up to `after`, until one past
-    /// it is seen; then `offset` alone is enough.
-    scanning: bool,
     /// The last read stopped before the end of the log.
     behind: bool,
 }
@@ -135,7 +132,6 @@ impl Cursor {
             path: path.to_path_buf(),
             offset: 0,
             after,
-            scanning: true,
             behind: false,
         }
     }
@@ -150,7 +146,6 @@ impl Cursor {
         let (events, offset) = read_from(path, cursor.offset)?;
         cursor.offset = offset;
         cursor.after = events.last().map_or(0, |e| e.seq);
-        cursor.scanning = false;
         Ok(cursor)
     }
 
@@ -164,7 +159,6 @@ impl Cursor {
         if offset < self.offset {
             // The log was replaced by a shorter one: read it again from the start.
             self.offset = 0;
-            self.scanning = true;
             return Ok(Vec::new());
         }
         self.offset = offset;
@@ -172,7 +166,6 @@ impl Cursor {
         let fresh: Vec<Event> = events.into_iter().filter(|e| e.seq > after).collect();
         if let Some(last) = fresh.last() {
             self.after = last.seq;
-            self.scanning = false;
         }
         Ok(fresh)
     }
