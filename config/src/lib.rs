@@ -13,7 +13,7 @@ pub mod problem;
 
 pub use model::{
     token_sha256_hex, Config, HookConfig, PolicyConfig, RepositoryConfig, Role, ServerConfig,
-    UserConfig,
+    UserConfig, WebhookConfig, EVENT_TYPES,
 };
 pub use names::{validate_repository_name, RESERVED_FIRST_SEGMENTS};
 pub use problem::{ConfigError, Problem};

@@ -11,11 +11,12 @@ use toml_edit::{Document, Item, TableLike, Value};
 
 use crate::model::{
     Config, HookConfig, PolicyConfig, RepositoryConfig, Role, ServerConfig, UserConfig,
+    WebhookConfig, EVENT_TYPES,
 };
 use crate::names;
 use crate::problem::{ConfigError, Problem};
 
-const TOP_KEYS: &[&str] = &["server", "repository", "policy", "user", "hook"];
+const TOP_KEYS: &[&str] = &["server", "repository", "policy", "user", "hook", "webhook"];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "data_dir",
@@ -38,6 +39,7 @@ const REPOSITORY_KEYS: &[&str] = &[
 const POLICY_KEYS: &[&str] = &["self_approval"];
 const HOOK_KEYS: &[&str] = &["user_variable"];
 const USER_KEYS: &[&str] = &["name", "token_sha256", "roles", "repositories"];
+const WEBHOOK_KEYS: &[&str] = &["url", "events", "repositories", "secret"];
 
 impl Config {
     /// Read and validate a file. A relative `server.data_dir` is resolved
@@ -82,6 +84,7 @@ impl Config {
         let hook = walk.hook(root.get("hook"));
         let repositories = walk.repositories(root.get("repository"));
         let users = walk.users(root.get("user"));
+        let webhooks = walk.webhooks(root.get("webhook"), &repositories);
         if walk.problems.is_empty() {
             Ok(Config {
                 source: None,
@@ -90,6 +93,7 @@ impl Config {
                 policy,
                 hook,
                 users,
+                webhooks,
             })
         } else {
             Err(walk.finish())
@@ -419,6 +423,105 @@ impl Walk<'_> {
                     Ok(user) => out.push(user),
                     Err(e) => self.problem(name_span, Some(format!("{path}.repositories")), e),
                 }
+            }
+        }
+        out
+    }
+
+    fn webhooks(
+        &mut self,
+        item: Option<&Item>,
+        repositories: &[RepositoryConfig],
+    ) -> Vec<WebhookConfig> {
+        let tables = self.array_of_tables(item, "webhook");
+        let mut out = Vec::new();
+        for (i, table) in tables.into_iter().enumerate() {
+            let path = format!("webhook[{i}]");
+            self.unknown_keys(table, &path, WEBHOOK_KEYS);
+            let mut f = Fields {
+                walk: self,
+                table,
+                path: path.clone(),
+            };
+            let url = f.required_string("url", table_span(table));
+            let events_item = f.string_array("events");
+            let patterns = f.string_array("repositories");
+            let secret = f.string("secret");
+            let Some((url, url_span)) = url else {
+                continue;
+            };
+            if url.starts_with("https://") {
+                f.bad(url_span.clone(), "url", format!("{url:?}: https:// webhooks are not supported yet; use an http:// URL (for example a local TLS-terminating relay)"));
+            } else if !url
+                .strip_prefix("http://")
+                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+            {
+                f.bad(
+                    url_span.clone(),
+                    "url",
+                    format!("{url:?} is not an http:// URL with a host"),
+                );
+            }
+            let mut events = Vec::new();
+            if let Some((values, span)) = events_item {
+                if values.is_empty() {
+                    f.bad(
+                        span,
+                        "events",
+                        format!(
+                            "is empty; leave it out to deliver every event, or give some of: {}",
+                            EVENT_TYPES.join(", ")
+                        ),
+                    );
+                }
+                for (value, span) in values {
+                    if EVENT_TYPES.contains(&value.as_str()) {
+                        events.push(value);
+                    } else {
+                        f.bad(
+                            span,
+                            "events",
+                            format!(
+                                "unknown event type {value:?}; event types are {}",
+                                EVENT_TYPES.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            let mut globs = vec!["*".to_string()];
+            if let Some((values, _)) = patterns {
+                globs = Vec::new();
+                for (pattern, span) in values {
+                    let is_glob = pattern.contains(['*', '?', '[', '{']);
+                    if !is_glob && !repositories.iter().any(|r| r.name == pattern) {
+                        f.bad(
+                            span,
+                            "repositories",
+                            format!("no [[repository]] is named {pattern:?}"),
+                        );
+                        continue;
+                    }
+                    match crate::model::compile_glob(&pattern) {
+                        Ok(_) => globs.push(pattern),
+                        Err(e) => f.bad(span, "repositories", e),
+                    }
+                }
+            }
+            let mut secret_spec = None;
+            if let Some((spec, span)) = secret {
+                let ok = ["env:", "file:"]
+                    .iter()
+                    .any(|p| spec.starts_with(p) && spec.len() > p.len());
+                if ok {
+                    secret_spec = Some(spec);
+                } else {
+                    f.bad(span, "secret", "must be \"env:VARIABLE\" or \"file:/path\" naming where the signing secret is kept (never the secret itself)".to_string());
+                }
+            }
+            match WebhookConfig::new(&url, events, globs, secret_spec) {
+                Ok(webhook) => out.push(webhook),
+                Err(e) => self.problem(url_span, Some(format!("{path}.repositories")), e),
             }
         }
         out

@@ -21,6 +21,8 @@ pub struct Config {
     pub hook: HookConfig,
     /// `[[user]]`, in file order.
     pub users: Vec<UserConfig>,
+    /// `[[webhook]]`, in file order.
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 impl Config {
@@ -119,6 +121,90 @@ pub struct HookConfig {
     /// `user_variable`: an environment variable naming the pusher, tried
     /// before `REMOTE_USER` and `GL_USER`.
     pub user_variable: Option<String>,
+}
+
+/// The lifecycle event types, as the event log, `GET /api/v1/events` and
+/// `[[webhook]] events` spell them (see the hooks crate's `events` module).
+pub const EVENT_TYPES: &[&str] = &[
+    "created",
+    "updated",
+    "proposed",
+    "rejected",
+    "published",
+    "deletion-proposed",
+    "deletion-rejected",
+    "deleted",
+    "draft-deleted",
+];
+
+/// `[[webhook]]`: where lifecycle events are POSTed.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// `url`: an `http://` URL.
+    pub url: String,
+    /// `events`: the event types to deliver; empty: all.
+    pub events: Vec<String>,
+    /// `repositories`: glob patterns of repository names; default `["*"]`.
+    pub repositories: Vec<String>,
+    /// `secret`: `env:VARIABLE` or `file:/path` holding the HMAC key; never
+    /// the secret itself.
+    pub secret: Option<String>,
+    globs: GlobSet,
+}
+
+impl WebhookConfig {
+    /// A webhook; fails with the glob library's message on a bad pattern.
+    pub fn new(
+        url: &str,
+        events: Vec<String>,
+        repositories: Vec<String>,
+        secret: Option<String>,
+    ) -> Result<Self, String> {
+        let mut builder = GlobSetBuilder::new();
+        for pattern in &repositories {
+            builder.add(compile_glob(pattern)?);
+        }
+        let globs = builder.build().map_err(|e| e.to_string())?;
+        Ok(Self {
+            url: url.to_string(),
+            events,
+            repositories,
+            secret,
+            globs,
+        })
+    }
+
+    /// Does this webhook want events of `repository`?
+    pub fn wants_repository(&self, repository: &str) -> bool {
+        self.globs.is_match(repository)
+    }
+
+    /// Does this webhook want events of type `kind`?
+    pub fn wants_event(&self, kind: &str) -> bool {
+        self.events.is_empty() || self.events.iter().any(|e| e == kind)
+    }
+
+    /// Read the secret from where `secret` says it is kept (surrounding
+    /// whitespace trimmed). The error names the place, never the value.
+    pub fn read_secret(&self) -> Result<Option<String>, String> {
+        self.secret.as_deref().map(read_secret).transpose()
+    }
+}
+
+/// Read a secret named as `env:VARIABLE` or `file:/path`.
+pub fn read_secret(spec: &str) -> Result<String, String> {
+    let value = if let Some(variable) = spec.strip_prefix("env:") {
+        std::env::var(variable).map_err(|_| format!("the variable {variable} is not set"))?
+    } else if let Some(path) = spec.strip_prefix("file:") {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?
+    } else {
+        return Err(format!("{spec:?} must be env:VARIABLE or file:/path"));
+    };
+    let value = value.trim().to_string();
+    if value.is_empty() {
+        return Err(format!("{spec} is empty"));
+    }
+    Ok(value)
 }
 
 /// A role, in privilege order.

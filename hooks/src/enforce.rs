@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use cadgate_config::Role;
 
 use crate::audit::{self, AuditLog};
+use crate::events::{EventKind, Pending};
 use crate::forward::{ForwardError, Upstream};
 use crate::git::{GitError, RefEdit, Repo, Signature};
 use crate::kptfile::{Kptfile, KPTFILE};
@@ -132,6 +133,9 @@ pub struct Verdict {
     /// Forward mode: the mirror was refreshed from the upstream, so refs
     /// other than `changed` may have moved too.
     pub refreshed: bool,
+    /// The lifecycle events of the edits that landed, in command order
+    /// (empty when nothing landed); the caller records them under the lock.
+    pub events: Vec<Pending>,
 }
 
 /// How one accepted ref update is carried out.
@@ -144,6 +148,8 @@ struct Plan {
     audit: Vec<(String, String)>,
     /// This plan publishes (one publish per push).
     publishes: bool,
+    /// The lifecycle event it causes once applied.
+    event: Option<Pending>,
 }
 
 impl Plan {
@@ -153,7 +159,26 @@ impl Plan {
             message,
             audit: Vec::new(),
             publishes: false,
+            event: None,
         }
+    }
+
+    fn with_event(
+        mut self,
+        kind: EventKind,
+        package: &PackagePath,
+        workspace: &str,
+        revision: u64,
+        commit: &str,
+    ) -> Self {
+        self.event = Some(Pending {
+            kind,
+            package: package.as_str().to_string(),
+            workspace: workspace.to_string(),
+            revision,
+            commit: commit.to_string(),
+        });
+        self
     }
 }
 
@@ -219,11 +244,13 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
             edits.extend(notes);
             apply(repo, context, &edits, &refreshed)
         });
+    let mut events = Vec::new();
     for (i, plan) in planned {
         let refname = request.commands[i].refname.clone();
         outcomes[i] = Some(match &applied {
             Ok(()) => {
                 messages.push(plan.message);
+                events.extend(plan.event);
                 Outcome::Ok {
                     refname,
                     rewritten: None,
@@ -262,6 +289,7 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
         changed,
         upstream_moved: matches!(applied, Err(Failure::Upstream(ForwardError::Moved(_)))),
         refreshed: refreshed.get(),
+        events,
     })
 }
 
@@ -332,10 +360,16 @@ fn judge(
                     old: command.old.clone(),
                 }
             };
+            let kind = if command.is_create() {
+                EventKind::Created
+            } else {
+                EventKind::Updated
+            };
             Ok(Plan::new(
                 vec![edit],
                 format!("saved draft {package} workspace {workspace}"),
-            ))
+            )
+            .with_event(kind, &package, &workspace, 0, &command.new))
         }
         Transition::DeleteDraft { package, workspace }
         | Transition::DeleteProposal { package, workspace } => Ok(Plan::new(
@@ -344,6 +378,13 @@ fn judge(
                 old: command.old.clone(),
             }],
             format!("deleted {package} workspace {workspace}"),
+        )
+        .with_event(
+            EventKind::DraftDeleted,
+            &package,
+            &workspace,
+            0,
+            &command.old,
         )),
         Transition::Propose { package, workspace } => Ok(move_ref(
             name,
@@ -351,7 +392,8 @@ fn judge(
             &command.new,
             format!("proposed {package} workspace {workspace}"),
             format!("proposed-by: {user} {at}"),
-        )),
+        )
+        .with_event(EventKind::Proposed, &package, &workspace, 0, &command.new)),
         Transition::RejectProposal { package, workspace } => Ok(move_ref(
             name,
             layout.proposed_ref(&package, &workspace),
@@ -360,28 +402,71 @@ fn judge(
                 "rejected the proposal of {package} workspace {workspace}; it is a draft again"
             ),
             format!("rejected-by: {user} {at}"),
-        )),
+        )
+        .with_event(EventKind::Rejected, &package, &workspace, 0, &command.new)),
         Transition::Publish { package, workspace } => {
             publish(repo, context, snapshot, command, &package, &workspace)
         }
-        Transition::ProposeDeletion { package, revision } => Ok(Plan::new(
-            vec![RefEdit::Create {
-                name,
-                new: command.new.clone(),
-            }],
-            format!("proposed deleting {package} v{revision}"),
-        )),
-        Transition::RejectDeletion { package, revision } => Ok(Plan::new(
-            vec![RefEdit::Delete {
-                name,
-                old: command.old.clone(),
-            }],
-            format!("rejected deleting {package} v{revision}"),
-        )),
+        Transition::ProposeDeletion { package, revision } => {
+            let (commit, workspace) = revision_details(repo, &package, revision, &command.new);
+            Ok(Plan::new(
+                vec![RefEdit::Create {
+                    name,
+                    new: command.new.clone(),
+                }],
+                format!("proposed deleting {package} v{revision}"),
+            )
+            .with_event(
+                EventKind::DeletionProposed,
+                &package,
+                &workspace,
+                revision,
+                &commit,
+            ))
+        }
+        Transition::RejectDeletion { package, revision } => {
+            let (commit, workspace) = revision_details(repo, &package, revision, &command.old);
+            Ok(Plan::new(
+                vec![RefEdit::Delete {
+                    name,
+                    old: command.old.clone(),
+                }],
+                format!("rejected deleting {package} v{revision}"),
+            )
+            .with_event(
+                EventKind::DeletionRejected,
+                &package,
+                &workspace,
+                revision,
+                &commit,
+            ))
+        }
         Transition::ApproveDeletion { package, revision } => {
             approve_deletion(repo, context, snapshot, command, &package, revision)
         }
     }
+}
+
+/// The commit a published revision's ref points at (peeled) and the
+/// workspace its approval commit names (`vN` when it names none).
+fn revision_details(
+    repo: &Repo,
+    package: &PackagePath,
+    revision: u64,
+    oid: &str,
+) -> (String, String) {
+    let commit = repo
+        .peel(oid)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| oid.to_string());
+    let workspace = repo
+        .commit_infos(std::slice::from_ref(&commit))
+        .ok()
+        .and_then(|infos| infos.into_iter().next())
+        .and_then(|info| crate::listing::annotated_workspace(&info.message, package))
+        .unwrap_or_else(|| format!("v{revision}"));
+    (commit, workspace)
 }
 
 /// Move `commit` from the ref `from` to the new ref `to` (propose, reject),
@@ -499,7 +584,13 @@ fn publish(
     // fast-forwards. Reporting the approval commit itself would make git try
     // to store an object it does not have and print an error.
     plan.publishes = true;
-    Ok(plan)
+    Ok(plan.with_event(
+        EventKind::Published,
+        package,
+        workspace,
+        revision,
+        &approval,
+    ))
 }
 
 /// Approve a deletion: the tag and its deletion proposal go; when the
@@ -614,7 +705,14 @@ fn approve_deletion(
             };
         }
     }
-    let mut plan = Plan::new(edits, message);
+    let (_, workspace) = revision_details(repo, package, revision, &tagged_commit);
+    let mut plan = Plan::new(edits, message).with_event(
+        EventKind::Deleted,
+        package,
+        &workspace,
+        revision,
+        &tagged_commit,
+    );
     plan.audit.push((
         tagged_commit,
         format!("deleted-by: {} {}", context.user, audit::now()),

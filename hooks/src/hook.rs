@@ -172,6 +172,21 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
         verdict = enforce(&repo, &context, &request)?;
         refreshed |= verdict.refreshed;
     }
+    // The lifecycle events, under the same lock: the log's order is the
+    // order the changes landed in. The refs have moved already, so a failure
+    // here is reported to the pusher but does not fail the push.
+    let mut events_failure = None;
+    if !verdict.events.is_empty() {
+        let repository = options
+            .repository
+            .clone()
+            .or_else(|| env("CADGATE_REPOSITORY"))
+            .unwrap_or_else(|| repository_name(&git_dir));
+        if let Err(e) = crate::events::append(&git_dir, &repository, &context.user, &verdict.events)
+        {
+            events_failure = Some(e);
+        }
+    }
     // The published view follows under the same lock, so it never shows
     // publishes out of order; when the push returns, the view has it.
     let mut view_failure = None;
@@ -198,6 +213,23 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
             e.to_string().lines().next().unwrap_or_default()
         )?;
     }
+    if let Some(e) = events_failure {
+        writeln!(
+            stderr,
+            "cadgate: warning: the push landed but its lifecycle events were not recorded ({e}); event subscribers and webhooks will not see them"
+        )?;
+    }
     write_outcomes(&mut stdout, &verdict.outcomes)?;
     Ok(())
+}
+
+/// A name for the repository at `git_dir` when nothing names it: the
+/// directory's name without `.git`.
+fn repository_name(git_dir: &std::path::Path) -> String {
+    let absolute = std::fs::canonicalize(git_dir).unwrap_or_else(|_| git_dir.to_path_buf());
+    let name = absolute
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.strip_suffix(".git").unwrap_or(&name).to_string()
 }

@@ -8,6 +8,7 @@
 //! - [`lifecycle`]: where a push is judged — ref updates to transitions, and roles;
 //! - [`enforce`]: judging a whole push (package rules) and carrying it out atomically;
 //! - [`forward`]: forward mode — pushing what the lifecycle accepted to the upstream first;
+//! - [`events`]: the lifecycle event log, one JSON line per event;
 //! - [`audit`]: who proposed, rejected and approved what, as git notes;
 //! - [`kptfile`]: the Kptfile that marks a package, and its checks;
 //! - [`git`]: reading a repository (gix in process) and writing refs through git;
@@ -20,6 +21,7 @@
 pub mod audit;
 pub mod clone;
 pub mod enforce;
+pub mod events;
 pub mod forward;
 pub mod git;
 pub mod hook;

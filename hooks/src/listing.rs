@@ -76,7 +76,7 @@ struct Annotation {
 }
 
 /// The workspace an approval commit's annotation names for `package`.
-fn annotated_workspace(message: &str, package: &PackagePath) -> Option<String> {
+pub(crate) fn annotated_workspace(message: &str, package: &PackagePath) -> Option<String> {
     message
         .lines()
         .filter_map(|l| l.trim().strip_prefix("kpt:"))

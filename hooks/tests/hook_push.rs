@@ -562,3 +562,52 @@ fn approving_deletions_updates_the_branch_and_respects_pins() {
         .lines()
         .all(|r| !r.contains("pkg/")));
 }
+
+#[test]
+fn accepted_transitions_are_logged_as_events_and_a_log_failure_keeps_the_push() {
+    use cadgate_hooks::events::{log_path, read_from};
+    let f = Fixture::new();
+    let server = f.path("server.git");
+    let tip = f.commit_package("basens", "basens", &[]);
+    let (ok, err) = f.push(&["HEAD:refs/heads/drafts/basens/ws1"], "alice:author");
+    assert!(ok, "{err}");
+    // Refused: nothing is logged.
+    let (ok, _) = f.push(&["HEAD:refs/heads/main"], "alice:author");
+    assert!(!ok);
+    let (ok, err) = f.push(&["HEAD:refs/heads/proposed/basens/ws1"], "alice:author");
+    assert!(ok, "{err}");
+    let (ok, err) = f.push(&["HEAD:refs/heads/drafts/basens/ws1"], "bob:approver");
+    assert!(ok, "{err}");
+    let (events, _) = read_from(&log_path(&server), 0).expect("the event log");
+    let seen: Vec<(u64, &str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.seq,
+                e.kind.as_str(),
+                e.user.as_str(),
+                e.repository.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "created", "alice", "server"),
+            (2, "proposed", "alice", "server"),
+            (3, "rejected", "bob", "server"),
+        ]
+    );
+    assert!(events
+        .iter()
+        .all(|e| e.package == "basens" && e.workspace == "ws1" && e.commit == tip));
+
+    // The log cannot be written: the push lands all the same, with a warning.
+    let log = log_path(&server);
+    std::fs::remove_file(&log).expect("remove the log");
+    std::fs::create_dir(&log).expect("a directory in its place");
+    let (ok, err) = f.push(&[":refs/heads/drafts/basens/ws1"], "alice:author");
+    assert!(ok, "{err}");
+    assert!(err.contains("lifecycle events were not recorded"), "{err}");
+    assert_eq!(f.server_ref("refs/heads/drafts/basens/ws1"), None);
+}

@@ -247,6 +247,20 @@ fn an_upstream_that_is_down_gets_a_clear_error_and_nothing_changes() {
     assert_eq!(lab.refs(), before, "the upstream changed while down");
     // Once it answers, the same push publishes.
     lab.publish("bob", &f, "ws");
+    // The event log records what the upstream accepted, and only that.
+    let log = std::fs::read_to_string(host.replicas[0].repo_dir("root").join("cadgate-events.log"))
+        .expect("the mirror's event log");
+    let kinds: Vec<String> = log
+        .lines()
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).expect("a JSON event");
+            format!("{} {}", event["seq"], event["type"])
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["1 \"created\"", "2 \"proposed\"", "3 \"published\""]
+    );
 }
 
 #[test]

@@ -179,8 +179,13 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(config) => {
+                let webhooks = match config.webhooks.len() {
+                    0 => String::new(),
+                    1 => ", 1 webhook".to_string(),
+                    n => format!(", {n} webhooks"),
+                };
                 println!(
-                    "{}: ok ({} repositories, {} users)",
+                    "{}: ok ({} repositories, {} users{webhooks})",
                     file.display(),
                     config.repositories.len(),
                     config.users.len()

@@ -11,6 +11,7 @@
 //! - [`git_process`]: the bounded pool of git children;
 //! - [`repositories`]: registered repositories on disk;
 //! - [`enforcement`]: pointing git's receive-pack at cadgate's hooks;
+//! - [`events`]: lifecycle events as server-sent events and webhooks;
 //! - [`observe`]: metrics and access logs;
 //! - [`server`]: assembling all of it from a config.
 //!
@@ -21,6 +22,7 @@ pub mod api;
 pub mod auth;
 pub mod enforcement;
 pub mod error;
+pub mod events;
 pub mod git_process;
 pub mod observe;
 pub mod packages;

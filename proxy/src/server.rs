@@ -41,6 +41,9 @@ pub enum StartError {
     /// The listen address cannot be bound.
     #[error("{0}")]
     Bind(String),
+    /// A webhook cannot be set up.
+    #[error(transparent)]
+    Webhook(#[from] crate::events::WebhookError),
 }
 
 /// A server that is listening and ready to serve.
@@ -48,6 +51,7 @@ pub struct Server {
     listener: TcpListener,
     state: Arc<State>,
     drain_limit: Duration,
+    webhooks: Vec<crate::events::Webhook>,
 }
 
 impl Server {
@@ -77,6 +81,12 @@ impl Server {
                     source,
                 }
             })?;
+        let hub = Arc::new(crate::events::Hub::new(
+            registry
+                .iter()
+                .map(|r| (r.config.name.as_str(), r.path.as_path())),
+        ));
+        let webhooks = crate::events::prepare(&config, &hub)?;
         let listener = transport::bind(config.server.listen)
             .await
             .map_err(StartError::Bind)?;
@@ -98,11 +108,13 @@ impl Server {
             runner,
             metrics,
             enforcement,
+            events: hub,
         });
         Ok(Self {
             listener,
             state,
             drain_limit: run_timeout,
+            webhooks,
         })
     }
 
@@ -141,9 +153,13 @@ impl Server {
                 }
             })
         });
+        let deliveries = crate::events::start_deliveries(self.webhooks, &self.state.events);
         let served = transport::serve(self.listener, self.state, self.drain_limit).await;
         if let Some(refresher) = refresher {
             refresher.abort();
+        }
+        for delivery in deliveries {
+            delivery.abort();
         }
         served
     }

@@ -36,6 +36,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// The hooks every push runs through.
     pub enforcement: crate::enforcement::Enforcement,
+    /// Lifecycle event readers' wake-ups.
+    pub events: Arc<crate::events::Hub>,
 }
 
 /// Serve one request. Never fails: errors become HTTP responses.
@@ -76,6 +78,10 @@ async fn dispatch(
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 state.metrics.render(),
             ))
+        }
+        Route::Api(path) if path == "v1/events" => {
+            exchange.set_service("api");
+            crate::events::serve(state, &request, exchange).await
         }
         Route::Api(path) => {
             exchange.set_service("api");

@@ -60,6 +60,8 @@ pub async fn serve(
         }
     }
     drop(listener);
+    // Event streams never end by themselves: end them so the drain can finish.
+    state.events.close();
     tracing::info!("shutting down: no new connections; waiting for requests in flight");
     tokio::select! {
         () = graceful.shutdown() => {}

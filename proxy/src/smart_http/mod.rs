@@ -571,12 +571,15 @@ async fn receive_pack(
             label: format!("receive-pack {}", target.label),
         })
         .await?;
-    stream_response(
+    let response = stream_response(
         running,
         Bytes::new(),
         "application/x-git-receive-pack-result",
     )
-    .await
+    .await;
+    // Event readers look at the log once the push's answer is sent.
+    state.events.notify();
+    response.map(|r| crate::events::notify_when_done(r, &state.events))
 }
 
 /// Answer with git's stdout, streamed as it comes.
@@ -778,6 +781,8 @@ pub async fn push_as(
         })
         .await?;
     let answer = collect(running).await?;
+    // The hook has run: wake the event streams and webhooks.
+    state.events.notify();
     let mut reports = Vec::new();
     for line in pktline::data_lines(&answer) {
         let line = String::from_utf8_lossy(line);
