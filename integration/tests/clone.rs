@@ -373,6 +373,30 @@ fn an_upgrade_merges_upstream_and_local_changes_and_reports_conflicts_by_field()
     );
     let v2 = server_ref(&server.repo_dir("root"), &format!("refs/tags/{up}/v2")).expect("v2");
 
+    // Discovery: the downstream shows it is behind, and the behind list has it.
+    let listed =
+        cadgate_integration::api::revisions(server, &alice, "root", "package=down&latest=true");
+    let upstream = &listed[0]["upstream"];
+    assert_eq!(upstream["repository"], "root", "{listed:?}");
+    assert_eq!(upstream["packageName"], up.as_str());
+    assert_eq!(
+        (
+            upstream["revision"].as_u64(),
+            upstream["latestRevision"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    assert_eq!(upstream["behind"], true);
+    let (status, behind) = call(server, Some(&alice), "/api/v1/behind");
+    assert_eq!(status, 200, "{behind}");
+    let names: Vec<&str> = behind["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|r| r["packageName"].as_str())
+        .collect();
+    assert_eq!(names, ["down"], "{behind}");
+
     let (status, made) = post(
         server,
         &alice,

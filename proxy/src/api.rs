@@ -94,6 +94,10 @@ pub async fn serve(
             items.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
             serde_json::json!({ "items": items })
         }
+        ["v1", "behind"] => {
+            query.only(&["repository"])?;
+            behind(state, &principal, query.get("repository")).await?
+        }
         ["v1", "repositories", name] => {
             query.only(&[])?;
             repository_json(repository(state, &principal, name)?)
@@ -101,7 +105,7 @@ pub async fn serve(
         ["v1", "repositories", name, "revisions"] => {
             let repo = repository(state, &principal, name)?;
             let filter = Filter::from_query(&query)?;
-            return revisions_page(repo, &filter, request.headers()).await;
+            return revisions_page(state, &principal, repo, &filter, request.headers()).await;
         }
         ["v1", "repositories", name, "revisions", revision] => {
             query.only(&[])?;
@@ -118,8 +122,13 @@ pub async fn serve(
                         "not_found",
                     )
                 })?;
-            serde_json::to_value(RevisionJson::new(name, found))
-                .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?
+            let (latest, _) =
+                upstream_latest(state, &principal, std::slice::from_ref(found)).await?;
+            serde_json::to_value(
+                RevisionJson::new(name, found)
+                    .with_upstream(upstream_status(state, found, &latest)),
+            )
+            .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?
         }
         _ => {
             return Err(json(
@@ -190,9 +199,102 @@ pub(crate) struct RevisionJson<'a> {
     published_by: Option<&'a str>,
     published_at: Option<String>,
     upstream_lock: Option<&'a UpstreamLock>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream: Option<UpstreamStatus>,
+}
+
+/// Where a revision's `upstreamLock` points when that is a registered
+/// repository's published view, and whether a newer revision is there.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UpstreamStatus {
+    repository: String,
+    package_name: String,
+    revision: u64,
+    latest_revision: u64,
+    behind: bool,
+}
+
+/// The registered repository a Kptfile's upstream URL names (by its
+/// published view's path, `/published/<name>.git`), the package directory
+/// there, and the revision N of a `directory/vN` ref.
+pub(crate) fn registered_upstream<'s>(
+    state: &'s State,
+    lock: &UpstreamLock,
+) -> Option<(&'s Arc<Repository>, String, Option<u64>)> {
+    let git = lock.git.as_ref()?;
+    let repo = state.registry.iter().find(|r| {
+        git.repo
+            .trim_end_matches('/')
+            .ends_with(&format!("/published/{}.git", r.config.name))
+    })?;
+    let directory = git.directory.trim_matches('/').to_string();
+    let revision = revision_of(&git.reference, &directory);
+    Some((repo, directory, revision))
+}
+
+/// N of a ref `directory/vN`.
+pub(crate) fn revision_of(reference: &str, directory: &str) -> Option<u64> {
+    reference
+        .strip_prefix(&format!("{directory}/v"))
+        .and_then(|n| n.parse().ok())
+}
+
+/// The latest published revision of each registered upstream package that
+/// `revisions` pin (and the caller may read), with a digest of the refs
+/// those answers come from (for the ETag).
+async fn upstream_latest(
+    state: &State,
+    principal: &Principal,
+    revisions: &[PackageRevision],
+) -> Result<(std::collections::BTreeMap<(String, String), u64>, String), HttpError> {
+    let mut wanted = std::collections::BTreeMap::new();
+    for lock in revisions.iter().filter_map(|r| r.upstream_lock.as_ref()) {
+        if let Some((repo, directory, _)) = registered_upstream(state, lock) {
+            if readable(state, principal, &repo.config.name).is_ok() {
+                wanted.insert((repo.config.name.clone(), directory), repo.clone());
+            }
+        }
+    }
+    let mut latest = std::collections::BTreeMap::new();
+    let mut states = Vec::new();
+    for ((name, directory), repo) in wanted {
+        let layout = Layout::new(&repo.config.branch, &repo.config.directory);
+        let Some(package) = layout.package(&directory) else {
+            continue;
+        };
+        let (listed, refs_state) = list(&repo, Some(package)).await?;
+        states.push(refs_state);
+        let newest = listed.iter().map(|r| r.revision).max().unwrap_or(0);
+        latest.insert((name, directory), newest);
+    }
+    Ok((latest, states.join(",")))
+}
+
+/// A revision's [`UpstreamStatus`], given [`upstream_latest`]'s answers.
+fn upstream_status(
+    state: &State,
+    r: &PackageRevision,
+    latest: &std::collections::BTreeMap<(String, String), u64>,
+) -> Option<UpstreamStatus> {
+    let (repo, directory, revision) = registered_upstream(state, r.upstream_lock.as_ref()?)?;
+    let newest = *latest.get(&(repo.config.name.clone(), directory.clone()))?;
+    let revision = revision.unwrap_or(0);
+    Some(UpstreamStatus {
+        repository: repo.config.name.clone(),
+        package_name: directory,
+        revision,
+        latest_revision: newest,
+        behind: newest > revision,
+    })
 }
 
 impl<'a> RevisionJson<'a> {
+    pub(crate) fn with_upstream(mut self, upstream: Option<UpstreamStatus>) -> Self {
+        self.upstream = upstream;
+        self
+    }
+
     pub(crate) fn new(repository: &'a str, r: &'a PackageRevision) -> Self {
         let package = r.package.as_str();
         Self {
@@ -211,6 +313,7 @@ impl<'a> RevisionJson<'a> {
                     .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
             }),
             upstream_lock: r.upstream_lock.as_ref(),
+            upstream: None,
         }
     }
 }
@@ -265,6 +368,8 @@ pub(crate) async fn list(
 /// from the refs alone, so an unchanged listing is answered 304 before it
 /// is computed or written.
 async fn revisions_page(
+    state: &State,
+    principal: &Principal,
     repo: &Arc<Repository>,
     filter: &Filter,
     request: &HeaderMap,
@@ -284,8 +389,15 @@ async fn revisions_page(
             }
         },
     };
-    let (listed, state) = list(repo, package).await?;
-    let etag = digest(&[state.as_bytes(), filter.canonical().as_bytes()]);
+    let (listed, refs_state) = list(repo, package).await?;
+    // Whether a revision is behind its upstream depends on that upstream's
+    // refs too: they go into the ETag.
+    let (latest, upstream_state) = upstream_latest(state, principal, &listed).await?;
+    let etag = digest(&[
+        refs_state.as_bytes(),
+        upstream_state.as_bytes(),
+        filter.canonical().as_bytes(),
+    ]);
     if fresh(request, &etag) {
         return Ok(respond(request, etag, Vec::new()));
     }
@@ -303,7 +415,8 @@ async fn revisions_page(
         if i > 0 {
             body.push(b',');
         }
-        serde_json::to_writer(&mut body, &RevisionJson::new(name, r))
+        let json = RevisionJson::new(name, r).with_upstream(upstream_status(state, r, &latest));
+        serde_json::to_writer(&mut body, &json)
             .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?;
         last = Some(r);
     }
@@ -315,6 +428,41 @@ async fn revisions_page(
     }
     body.extend_from_slice(b"}\n");
     Ok(respond(request, etag, body))
+}
+
+/// `GET /api/v1/behind`: the latest published revision of every package
+/// (in the readable repositories, or in `only`) whose registered upstream
+/// has published a newer revision than the one its Kptfile pins.
+async fn behind(
+    state: &State,
+    principal: &Principal,
+    only: Option<&str>,
+) -> Result<serde_json::Value, HttpError> {
+    let mut repositories: Vec<&Arc<Repository>> = match only {
+        Some(name) => vec![repository(state, principal, name)?],
+        None => state
+            .registry
+            .iter()
+            .filter(|r| readable(state, principal, &r.config.name).is_ok())
+            .collect(),
+    };
+    repositories.sort_by(|a, b| a.config.name.cmp(&b.config.name));
+    let mut items = Vec::new();
+    for repo in repositories {
+        let (listed, _) = list(repo, None).await?;
+        let current: Vec<PackageRevision> = listed.into_iter().filter(|r| r.latest).collect();
+        let (latest, _) = upstream_latest(state, principal, &current).await?;
+        for r in &current {
+            if let Some(status) = upstream_status(state, r, &latest).filter(|s| s.behind) {
+                let json = RevisionJson::new(&repo.config.name, r).with_upstream(Some(status));
+                items.push(
+                    serde_json::to_value(json)
+                        .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?,
+                );
+            }
+        }
+    }
+    Ok(serde_json::json!({ "items": items }))
 }
 
 /// `repo.F-with-dots.ws` (contract §11).

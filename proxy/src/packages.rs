@@ -286,12 +286,12 @@ async fn plan_upgrade(
         reference: lock.reference.clone(),
         commit: lock.commit.clone(),
     };
-    let at = revision_of(&lock.reference, &directory);
-    let registered = state.registry.iter().find(|r| {
-        lock.repo
-            .trim_end_matches('/')
-            .ends_with(&format!("/published/{}.git", r.config.name))
-    });
+    let at = api::revision_of(&lock.reference, &directory);
+    let registered = current
+        .upstream_lock
+        .as_ref()
+        .and_then(|l| api::registered_upstream(state, l))
+        .map(|(repo, _, _)| repo);
     let (source, new) = match registered {
         Some(source) => {
             let source = api::repository(state, principal, &source.config.name)?.clone();
@@ -349,7 +349,7 @@ async fn plan_upgrade(
             (None, new)
         }
     };
-    if let (Some(at), Some(to_revision)) = (at, revision_of(&new.reference, &directory)) {
+    if let (Some(at), Some(to_revision)) = (at, api::revision_of(&new.reference, &directory)) {
         if to_revision <= at {
             return Err(HttpError::new(
                 StatusCode::CONFLICT,
@@ -359,13 +359,6 @@ async fn plan_upgrade(
         }
     }
     Ok(UpgradePlan { source, base, new })
-}
-
-/// N of a ref `directory/vN`.
-fn revision_of(reference: &str, directory: &str) -> Option<u64> {
-    reference
-        .strip_prefix(&format!("{directory}/v"))
-        .and_then(|n| n.parse().ok())
 }
 
 /// The highest N of the `directory/vN` tags at `url`.
@@ -384,7 +377,7 @@ async fn latest_remote_revision(url: &str, directory: &str) -> Result<u64, HttpE
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_once('\t'))
-        .filter_map(|(_, name)| revision_of(name.strip_prefix("refs/tags/")?, directory))
+        .filter_map(|(_, name)| api::revision_of(name.strip_prefix("refs/tags/")?, directory))
         .max()
         .ok_or_else(|| {
             invalid(format!(
