@@ -120,17 +120,7 @@ pub fn draft_commit(
     origin: &Origin,
     author: &Signature,
 ) -> Result<String, CloneError> {
-    let branch = layout.branch_ref();
-    let tip = target
-        .refs_under(&[branch.as_str()])?
-        .pop()
-        .map(|r| r.commit)
-        .ok_or_else(|| CloneError::Exists(format!("{branch} does not exist")))?;
-    if target.object_at(&tip, package.as_str())?.is_some() {
-        return Err(CloneError::Exists(format!(
-            "{package} exists on {branch} already; clone into a new package"
-        )));
-    }
+    let tip = new_package_base(target, layout, package)?;
     let mut written = Vec::new();
     for (path, data) in files {
         let data = if path == KPTFILE {
@@ -174,11 +164,7 @@ pub fn upgrade_commit(
     author: &Signature,
 ) -> Result<Upgrade, CloneError> {
     let branch = layout.branch_ref();
-    let tip = target
-        .refs_under(&[branch.as_str()])?
-        .pop()
-        .map(|r| r.commit)
-        .ok_or_else(|| CloneError::Exists(format!("{branch} does not exist")))?;
+    let tip = branch_tip(target, layout)?;
     let local = package_files(target, &tip, package.as_str()).map_err(|_| {
         CloneError::NotAPackage(format!(
             "{package} is not on {branch}: only a published package can be upgraded"
@@ -212,4 +198,84 @@ pub fn upgrade_commit(
         &message,
         author,
     )?))
+}
+
+/// The Kptfile `kpt pkg init` writes for a package named `name`.
+pub fn init_kptfile(name: &str, description: &str) -> String {
+    let description = serde_norway::to_string(description)
+        .map(|d| d.trim_end().to_string())
+        .unwrap_or_else(|_| "''".into());
+    format!(
+        "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: {name}\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\ninfo:\n  description: {description}\n"
+    )
+}
+
+/// The draft commit of a new, empty package (`kpt pkg init`): a Kptfile
+/// and a README on top of the registered branch.
+pub fn init_commit(
+    target: &Repo,
+    layout: &Layout,
+    package: &PackagePath,
+    description: &str,
+    author: &Signature,
+) -> Result<String, CloneError> {
+    let tip = new_package_base(target, layout, package)?;
+    let files = vec![
+        (
+            format!("{package}/{KPTFILE}"),
+            init_kptfile(package.leaf(), description).into_bytes(),
+        ),
+        (
+            format!("{package}/README.md"),
+            format!("# {}\n\n{description}\n", package.leaf()).into_bytes(),
+        ),
+    ];
+    let tree = target.tree_with_files(Some(&tip), &files)?;
+    Ok(target.commit_tree(&tree, &[&tip], &format!("Initialize {package}\n"), author)?)
+}
+
+/// The draft commit of a new workspace of `package` holding published
+/// revision `commit`'s content (Porch's copy), on top of the branch.
+pub fn copy_commit(
+    target: &Repo,
+    layout: &Layout,
+    package: &PackagePath,
+    commit: &str,
+    revision: u64,
+    author: &Signature,
+) -> Result<String, CloneError> {
+    let tip = branch_tip(target, layout)?;
+    let tree = target.tree_with_package(&tip, package.as_str(), Some(commit))?;
+    Ok(target.commit_tree(
+        &tree,
+        &[&tip],
+        &format!("Copy {package} v{revision} into a new draft\n"),
+        author,
+    )?)
+}
+
+fn branch_tip(target: &Repo, layout: &Layout) -> Result<String, CloneError> {
+    let branch = layout.branch_ref();
+    target
+        .refs_under(&[branch.as_str()])?
+        .pop()
+        .map(|r| r.commit)
+        .ok_or_else(|| CloneError::Exists(format!("{branch} does not exist")))
+}
+
+/// The branch tip a new package starts from; refused when the package is
+/// there already.
+fn new_package_base(
+    target: &Repo,
+    layout: &Layout,
+    package: &PackagePath,
+) -> Result<String, CloneError> {
+    let tip = branch_tip(target, layout)?;
+    if target.object_at(&tip, package.as_str())?.is_some() {
+        return Err(CloneError::Exists(format!(
+            "{package} exists on {} already; use a new package name",
+            layout.branch_ref()
+        )));
+    }
+    Ok(tip)
 }

@@ -58,6 +58,10 @@ pub async fn serve(
                 let repo = repository(state, &principal, name)?;
                 crate::packages::create(state, repo, &principal, request).await
             }
+            ["v1", "repositories", name, "revisions", revision, action] => {
+                let repo = repository(state, &principal, name)?;
+                crate::packages::transition(state, repo, &principal, revision, action).await
+            }
             _ => Err(json(
                 HttpError::method_not_allowed("GET"),
                 "method_not_allowed",

@@ -43,6 +43,15 @@ enum Command {
         /// The TOML config file.
         file: PathBuf,
     },
+    /// Package revisions through the server's API: list, get, init, clone,
+    /// copy, upgrade, propose, reject, approve, propose-delete,
+    /// reject-delete, delete, behind.
+    Pkg {
+        #[command(flatten)]
+        connection: crate::pkg::Connection,
+        #[command(subcommand)]
+        command: crate::pkg::PkgCommand,
+    },
     /// Hooks that git runs (the server installs them; see also cadgate-hook).
     Hook {
         #[command(subcommand)]
@@ -118,6 +127,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
             data_dir,
             log_format,
         } => serve(config, listen, data_dir, log_format),
+        Command::Pkg {
+            connection,
+            command,
+        } => crate::pkg::run(&connection, command),
         Command::Token => {
             let token =
                 cadgate::auth::new_token().context("cannot read random bytes from the OS")?;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod embedded;
+mod pkg;
 
 use std::process::ExitCode;
 

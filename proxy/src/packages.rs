@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use cadgate_config::Role;
 use cadgate_hooks::clone::{
-    draft_commit, package_files, upgrade_commit, CloneError, Origin, Upgrade,
+    copy_commit, draft_commit, init_commit, package_files, upgrade_commit, CloneError, Origin,
+    Upgrade,
 };
 use cadgate_hooks::git::{Repo, Signature};
 use cadgate_hooks::refs::Layout;
@@ -43,6 +44,24 @@ struct Create {
     workspace_name: String,
     clone: Option<CloneFrom>,
     upgrade: Option<UpgradeTo>,
+    init: Option<InitSpec>,
+    copy: Option<CopySpec>,
+}
+
+/// A new, empty package (`kpt pkg init`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InitSpec {
+    #[serde(default)]
+    description: String,
+}
+
+/// A new workspace of an existing package from its published revision
+/// `revision` (the latest when left out).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CopySpec {
+    revision: Option<u64>,
 }
 
 /// An upgrade: to published revision `revision` of the package's upstream
@@ -113,7 +132,49 @@ pub async fn create(
         name: principal.name.clone(),
         email: format!("{}@cadgate", principal.name),
     };
+    let asked = [
+        create.clone.is_some(),
+        create.upgrade.is_some(),
+        create.init.is_some(),
+        create.copy.is_some(),
+    ];
+    if asked.iter().filter(|a| **a).count() != 1 {
+        return Err(invalid(
+            "give exactly one of init (a new empty package), clone (a new package from an upstream), copy (a new draft of a published revision) or upgrade (to a newer upstream revision)",
+        ));
+    }
     let commit = match (&create.clone, &create.upgrade) {
+        _ if create.init.is_some() => {
+            let description = create.init.as_ref().map(|i| i.description.clone()).unwrap_or_default();
+            let target = repo.clone();
+            blocking(move || {
+                let git = Repo::open(&target.path)?;
+                init_commit(&git, &layout, &package, &description, &author)
+            })
+            .await?
+        }
+        _ if create.copy.is_some() => {
+            let wanted = create.copy.as_ref().and_then(|c| c.revision);
+            let (listed, _) = api::list(repo, Some(package.clone())).await?;
+            let chosen = listed
+                .iter()
+                .filter(|r| r.revision > 0)
+                .filter(|r| wanted.is_none_or(|n| n == r.revision))
+                .max_by_key(|r| r.revision)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{package} has no published revision {} to copy",
+                        wanted.map_or("at all".into(), |n| format!("v{n}"))
+                    ))
+                })?;
+            let (commit, revision) = (chosen.commit.clone(), chosen.revision);
+            let target = repo.clone();
+            blocking(move || {
+                let git = Repo::open(&target.path)?;
+                copy_commit(&git, &layout, &package, &commit, revision, &author)
+            })
+            .await?
+        }
         (Some(from), None) => {
             let origin = resolve(state, repo, principal, &headers, from).await?;
             let source = source_repository(state, from);
@@ -385,6 +446,121 @@ async fn latest_remote_revision(url: &str, directory: &str) -> Result<u64, HttpE
                 without_userinfo(url)
             ))
         })
+}
+
+/// `POST /api/v1/repositories/{repo}/revisions/{name}/{action}`: move a
+/// revision through its lifecycle as the caller, by the ref change a
+/// `git push` would make (contract §6), through the same hook. Actions:
+/// `propose`, `reject`, `approve`, `propose-delete`, `reject-delete`,
+/// `delete`. Answers with the package's revisions afterwards.
+pub async fn transition(
+    state: &State,
+    repo: &Arc<Repository>,
+    principal: &Principal,
+    name: &str,
+    action: &str,
+) -> Result<Response<ResponseBody>, HttpError> {
+    let repository = repo.config.name.clone();
+    let role = auth::authorize(
+        &state.config,
+        principal,
+        &repository,
+        Role::Reader,
+        "changing a revision",
+    )
+    .map_err(|e| e.json("forbidden"))?;
+    let (listed, _) = api::list(repo, None).await?;
+    let revision = listed
+        .iter()
+        .find(|r| api::revision_name(&repository, r.package.as_str(), &r.workspace) == name)
+        .ok_or_else(|| {
+            HttpError::not_found(format!(
+                "repository '{repository}' has no package revision '{name}'"
+            ))
+            .json("not_found")
+        })?;
+    let package = revision.package.as_str();
+    let ws = &revision.workspace;
+    let n = revision.revision;
+    let zero = "0".repeat(40);
+    let draft = format!("refs/heads/drafts/{package}/{ws}");
+    let proposed = format!("refs/heads/proposed/{package}/{ws}");
+    let tag = format!("refs/tags/{package}/v{n}");
+    let deletion = format!("refs/heads/deletionProposed/{package}/v{n}");
+    let branch = format!("refs/heads/{}", repo.config.branch);
+    use cadgate_hooks::listing::Lifecycle::*;
+    let wrong = |needs: &str| {
+        HttpError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{name} is {}; {action} needs a {needs} revision",
+                revision.lifecycle.as_str()
+            ),
+        )
+        .json("conflict")
+    };
+    let current = |refname: String| {
+        let path = repo.path.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Repo::open(&path)
+                    .and_then(|git| git.ref_targets(&[refname.as_str()]))
+                    .ok()
+                    .and_then(|refs| {
+                        refs.into_iter()
+                            .find(|(n, _)| *n == refname)
+                            .map(|(_, t)| t)
+                    })
+            })
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                HttpError::new(StatusCode::CONFLICT, "the ref moved meanwhile; list again")
+                    .json("conflict")
+            })
+        }
+    };
+    let commands = match (action, revision.lifecycle) {
+        ("propose", Draft) => vec![(zero, revision.commit.clone(), proposed)],
+        ("reject", Proposed) => vec![(zero, revision.commit.clone(), draft)],
+        ("approve", Proposed) => vec![(current(branch.clone()).await?, revision.commit.clone(), branch)],
+        ("propose-delete", Published) => vec![(zero, revision.commit.clone(), deletion)],
+        ("reject-delete", DeletionProposed) => vec![(current(deletion.clone()).await?, zero, deletion)],
+        ("delete", Draft) => vec![(revision.commit.clone(), zero, draft)],
+        ("delete", Proposed) => vec![(revision.commit.clone(), zero, proposed)],
+        ("delete", DeletionProposed) => vec![(current(tag.clone()).await?, zero, tag)],
+        ("propose", _) => return Err(wrong("Draft")),
+        ("reject" | "approve", _) => return Err(wrong("Proposed")),
+        ("propose-delete", _) => return Err(wrong("Published")),
+        ("reject-delete", _) => return Err(wrong("DeletionProposed")),
+        ("delete", _) => {
+            return Err(wrong("Draft, Proposed or DeletionProposed (propose the deletion of a published one first)"))
+        }
+        _ => {
+            return Err(HttpError::not_found(format!(
+                "no action '{action}'; actions: propose, reject, approve, propose-delete, reject-delete, delete"
+            ))
+            .json("not_found"))
+        }
+    };
+    let reports = crate::smart_http::push_as(state, repo, &principal.name, role, &commands).await?;
+    if let Some(reason) = reports.iter().find_map(|r| r.refused.clone()) {
+        let status = if reason.ends_with("[role]") {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::CONFLICT
+        };
+        return Err(HttpError::new(status, reason).json("refused"));
+    }
+    let (after, _) = api::list(repo, layout_package(repo, package)).await?;
+    let items: Vec<serde_json::Value> = after
+        .iter()
+        .filter_map(|r| serde_json::to_value(RevisionJson::new(&repository, r)).ok())
+        .collect();
+    let body = serde_json::json!({ "items": items }).to_string() + "\n";
+    let etag = api::digest(&[body.as_bytes()]);
+    Ok(api::respond(&HeaderMap::new(), etag, body.into_bytes()))
 }
 
 fn layout_package(repo: &Repository, package: &str) -> Option<cadgate_hooks::refs::PackagePath> {
