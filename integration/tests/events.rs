@@ -646,3 +646,96 @@ fn check_config_reports_bad_webhooks() {
         "the secret was echoed:\n{stderr}"
     );
 }
+
+/// The lines of a repository's event log, parsed.
+fn log_events(repository_dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(repository_dir.join("cadgate-events.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn the_whole_scenario_list_reaches_sse_and_webhooks_exactly_once_in_order() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let secret = secret_file(scratch.path());
+    let receiver = Receiver::start();
+    let config = format!(
+        "{}{}",
+        cadgate_config(),
+        webhook_config(&receiver.url("/all"), &secret, "")
+    );
+    let data = scratch.path().join("data");
+    let hosted = Hosted {
+        server: Server::start_with_data(&config, &data),
+        data,
+    };
+    let sse = SseClient::connect(
+        &hosted.server,
+        "/api/v1/events",
+        &[("Authorization", &basic(&TestUser::new("rita")))],
+    );
+    for layout in scenarios::LAYOUTS {
+        scenarios::run_all(&hosted, layout);
+    }
+    let mut expected: Vec<(String, Value)> = Vec::new();
+    for layout in scenarios::LAYOUTS {
+        let events = log_events(&hosted.repository_dir(layout.repository));
+        assert!(
+            !events.is_empty(),
+            "{}: no events logged",
+            layout.repository
+        );
+        for (i, event) in events.iter().enumerate() {
+            assert_eq!(
+                event["seq"].as_u64(),
+                Some(i as u64 + 1),
+                "{}: seq has a gap",
+                layout.repository
+            );
+            expected.push((format!("{}:{}", layout.repository, i + 1), event.clone()));
+        }
+    }
+    let total = expected.len();
+    let delivered = receiver.wait_for("/all", total, Duration::from_secs(60));
+    let streamed = sse.wait_for(total, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    let delivered_now = receiver.deliveries("/all");
+    assert_eq!(
+        delivered_now.len(),
+        total,
+        "the webhook got {} deliveries for {total} events",
+        delivered_now.len()
+    );
+    assert_eq!(
+        sse.wait_for(total + 1, Duration::from_millis(10)).len(),
+        total,
+        "the stream repeated events"
+    );
+    for repository in scenarios::LAYOUTS.map(|l| l.repository) {
+        let want: Vec<&(String, Value)> = expected
+            .iter()
+            .filter(|(id, _)| id.starts_with(&format!("{repository}:")))
+            .collect();
+        let got: Vec<&Delivery> = delivered
+            .iter()
+            .filter(|d| d.id.starts_with(&format!("{repository}:")))
+            .collect();
+        assert_eq!(got.len(), want.len(), "{repository}");
+        for (d, (id, event)) in got.iter().zip(&want) {
+            assert_eq!(&d.id, id, "{repository}: webhook order");
+            assert_eq!(&d.body, event, "{repository}: webhook body");
+            assert!(d.signature_ok, "{repository}: bad signature on {id}");
+        }
+        let got: Vec<&SseEvent> = streamed
+            .iter()
+            .filter(|e| e.id.starts_with(&format!("{repository}:")))
+            .collect();
+        assert_eq!(got.len(), want.len(), "{repository}");
+        for (e, (id, event)) in got.iter().zip(&want) {
+            assert_eq!(&e.id, id, "{repository}: stream order");
+            assert_eq!(&e.data, event, "{repository}: stream data");
+        }
+    }
+}
