@@ -643,7 +643,13 @@ async fn fetch_git(target: &Arc<Repository>, git: &GitSource) -> Result<Origin, 
     if git.reference.is_empty() || git.reference.starts_with('-') || git.reference.contains("..") {
         return Err(invalid("clone.git.ref is not a ref name"));
     }
-    let temporary = format!("refs/cadgate/clone/{}", std::process::id());
+    // One temporary ref per fetch, so concurrent clones do not meet.
+    static FETCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let temporary = format!(
+        "refs/cadgate/clone/{}-{}",
+        std::process::id(),
+        FETCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let path = target.path.clone();
     let (url, reference) = (git.repo.clone(), git.reference.clone());
     let fetched = tokio::process::Command::new("git")
