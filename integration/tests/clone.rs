@@ -364,6 +364,11 @@ fn an_upgrade_merges_upstream_and_local_changes_and_reports_conflicts_by_field()
         "local",
         &[("deployment.yaml", deployment("nginx:1.25", 3))],
     );
+    // Not behind yet; this answer is remembered, and must not outlive the
+    // upstream's next publish.
+    let listed =
+        cadgate_integration::api::revisions(server, &alice, "root", "package=down&latest=true");
+    assert_eq!(listed[0]["upstream"]["behind"], false, "{listed:?}");
     // The upstream moves on: a new image.
     release_files(
         &lab,

@@ -126,8 +126,8 @@ pub async fn serve(
                         "not_found",
                     )
                 })?;
-            let (latest, _) =
-                upstream_latest(state, &principal, std::slice::from_ref(found)).await?;
+            let keys = upstream_keys(state, std::slice::from_ref(found));
+            let (latest, _) = upstream_latest(state, &principal, &keys).await?;
             serde_json::to_value(
                 RevisionJson::new(name, found)
                     .with_upstream(upstream_status(state, found, &latest)),
@@ -244,19 +244,31 @@ pub(crate) fn revision_of(reference: &str, directory: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// The latest published revision of each registered upstream package that
-/// `revisions` pin (and the caller may read), with a digest of the refs
-/// those answers come from (for the ETag).
+/// The registered upstream packages (repository, package) that
+/// `revisions` pin, each once, sorted.
+fn upstream_keys(state: &State, revisions: &[PackageRevision]) -> Vec<(String, String)> {
+    let keys: std::collections::BTreeSet<(String, String)> = revisions
+        .iter()
+        .filter_map(|r| r.upstream_lock.as_ref())
+        .filter_map(|lock| registered_upstream(state, lock))
+        .map(|(repo, directory, _)| (repo.config.name.clone(), directory))
+        .collect();
+    keys.into_iter().collect()
+}
+
+/// The latest published revision of each upstream package of `keys` the
+/// caller may read, with a digest of the refs those answers come from (for
+/// the ETag).
 async fn upstream_latest(
     state: &State,
     principal: &Principal,
-    revisions: &[PackageRevision],
+    keys: &[(String, String)],
 ) -> Result<(std::collections::BTreeMap<(String, String), u64>, String), HttpError> {
-    let mut wanted = std::collections::BTreeMap::new();
-    for lock in revisions.iter().filter_map(|r| r.upstream_lock.as_ref()) {
-        if let Some((repo, directory, _)) = registered_upstream(state, lock) {
-            if readable(state, principal, &repo.config.name).is_ok() {
-                wanted.insert((repo.config.name.clone(), directory), repo.clone());
+    let mut wanted = Vec::new();
+    for (name, directory) in keys {
+        if let Some(repo) = state.registry.get(name) {
+            if readable(state, principal, name).is_ok() {
+                wanted.push(((name.clone(), directory.clone()), repo.clone()));
             }
         }
     }
@@ -332,13 +344,23 @@ pub(crate) async fn list(
     repo: &Arc<Repository>,
     package: Option<PackagePath>,
 ) -> Result<(Vec<PackageRevision>, String), HttpError> {
+    let (refs, refs_state) = read_refs(repo, package.clone()).await?;
+    Ok((list_refs(repo, refs, package).await?, refs_state))
+}
+
+/// The refs a listing of `repo` (only `package`'s when given) reads, and a
+/// digest of them: the listing is a function of those refs (objects never
+/// change), so equal digests mean equal listings.
+async fn read_refs(
+    repo: &Arc<Repository>,
+    package: Option<PackagePath>,
+) -> Result<(Vec<(String, String)>, String), HttpError> {
     if let Err(e) = repo.refresh().await {
         tracing::warn!(repository = %repo.config.name, error = %e, "listing the mirror as it is: the upstream did not answer");
     }
     let repo = repo.clone();
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         let git = cadgate_hooks::git::Repo::open(&repo.path)?;
-        let layout = Layout::new(&repo.config.branch, &repo.config.directory);
         let patterns = listing::listing_patterns(package.as_ref());
         let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
         let refs = git.ref_targets(&patterns)?;
@@ -353,24 +375,91 @@ pub(crate) async fn list(
             hasher.update([0]);
             hasher.update(target.as_bytes());
         }
-        let state = hex::encode(&hasher.finalize()[..16]);
+        Ok((refs, hex::encode(&hasher.finalize()[..16])))
+    })
+    .await
+}
+
+/// The package revisions `refs` of `repo` name (only `package`'s when given).
+async fn list_refs(
+    repo: &Arc<Repository>,
+    refs: Vec<(String, String)>,
+    package: Option<PackagePath>,
+) -> Result<Vec<PackageRevision>, HttpError> {
+    let repo = repo.clone();
+    blocking(move || {
+        let git = cadgate_hooks::git::Repo::open(&repo.path)?;
+        let layout = Layout::new(&repo.config.branch, &repo.config.directory);
         let mut listed = listing::list_refs(&git, &layout, &refs, &repo.listing_memo)?;
         if let Some(package) = &package {
             listed.retain(|r| r.package == *package);
         }
-        Ok::<_, cadgate_hooks::git::GitError>((listed, state))
+        Ok(listed)
     })
     .await
-    .map_err(|e| HttpError::internal(format!("the listing failed: {e}")).json("internal"))?
-    .map_err(|e| {
-        tracing::error!(error = %e, "cannot list package revisions");
-        HttpError::internal("cannot read the repository; the server log says why").json("internal")
-    })
 }
 
-/// `GET …/revisions`: one page of the filtered listing. Its ETag is known
-/// from the refs alone, so an unchanged listing is answered 304 before it
-/// is computed or written.
+/// Run repository reading off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, cadgate_hooks::git::GitError> + Send + 'static,
+) -> Result<T, HttpError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| HttpError::internal(format!("the listing failed: {e}")).json("internal"))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot list package revisions");
+            HttpError::internal("cannot read the repository; the server log says why")
+                .json("internal")
+        })
+}
+
+/// Answers of `…/revisions` remembered by what they were made from: the
+/// refs' digest, the filter and the caller (who may read different
+/// upstreams), plus the upstream packages' state, checked again on every
+/// use. A repository polled while nothing changes is answered without
+/// listing it again; any push changes the digest. Bounded in entries and
+/// bytes.
+#[derive(Debug, Default)]
+pub struct Answers {
+    remembered: std::sync::Mutex<std::collections::VecDeque<Answer>>,
+}
+
+#[derive(Debug, Clone)]
+struct Answer {
+    key: String,
+    upstream: Vec<(String, String)>,
+    upstream_state: String,
+    etag: String,
+    body: Bytes,
+}
+
+impl Answers {
+    const ENTRIES: usize = 8;
+    const BYTES: usize = 256 << 20;
+
+    fn get(&self, key: &str) -> Option<Answer> {
+        let remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+        remembered.iter().find(|a| a.key == key).cloned()
+    }
+
+    fn put(&self, answer: Answer) {
+        if answer.body.len() > Self::BYTES {
+            return;
+        }
+        let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+        remembered.retain(|a| a.key != answer.key);
+        remembered.push_front(answer);
+        while remembered.len() > Self::ENTRIES
+            || remembered.iter().map(|a| a.body.len()).sum::<usize>() > Self::BYTES
+        {
+            remembered.pop_back();
+        }
+    }
+}
+
+/// `GET …/revisions`: one page of the filtered listing. While the refs (and
+/// the pinned upstreams) are unchanged, the remembered answer is served
+/// without listing again, or 304 when the client has it.
 async fn revisions_page(
     state: &State,
     principal: &Principal,
@@ -393,18 +482,28 @@ async fn revisions_page(
             }
         },
     };
-    let (listed, refs_state) = list(repo, package).await?;
+    let (refs, refs_state) = read_refs(repo, package.clone()).await?;
+    let key = format!(
+        "{refs_state}\u{0}{}\u{0}{}",
+        filter.canonical(),
+        principal.name
+    );
+    if let Some(hit) = repo.api_answers.get(&key) {
+        let (_, upstream_state) = upstream_latest(state, principal, &hit.upstream).await?;
+        if upstream_state == hit.upstream_state {
+            return Ok(respond(request, hit.etag, hit.body));
+        }
+    }
+    let listed = list_refs(repo, refs, package).await?;
     // Whether a revision is behind its upstream depends on that upstream's
     // refs too: they go into the ETag.
-    let (latest, upstream_state) = upstream_latest(state, principal, &listed).await?;
+    let upstream = upstream_keys(state, &listed);
+    let (latest, upstream_state) = upstream_latest(state, principal, &upstream).await?;
     let etag = digest(&[
         refs_state.as_bytes(),
         upstream_state.as_bytes(),
         filter.canonical().as_bytes(),
     ]);
-    if fresh(request, &etag) {
-        return Ok(respond(request, etag, Vec::new()));
-    }
     let name = repo.config.name.as_str();
     let mut matching = listed.iter().filter(|r| filter.admits(r)).filter(|r| {
         filter
@@ -431,6 +530,14 @@ async fn revisions_page(
         body.push(b'"');
     }
     body.extend_from_slice(b"}\n");
+    let body = Bytes::from(body);
+    repo.api_answers.put(Answer {
+        key,
+        upstream,
+        upstream_state,
+        etag: etag.clone(),
+        body: body.clone(),
+    });
     Ok(respond(request, etag, body))
 }
 
@@ -455,7 +562,8 @@ async fn behind(
     for repo in repositories {
         let (listed, _) = list(repo, None).await?;
         let current: Vec<PackageRevision> = listed.into_iter().filter(|r| r.latest).collect();
-        let (latest, _) = upstream_latest(state, principal, &current).await?;
+        let (latest, _) =
+            upstream_latest(state, principal, &upstream_keys(state, &current)).await?;
         for r in &current {
             if let Some(status) = upstream_status(state, r, &latest).filter(|s| s.behind) {
                 let json = RevisionJson::new(&repo.config.name, r).with_upstream(Some(status));
@@ -656,11 +764,15 @@ fn fresh(request: &HeaderMap, etag: &str) -> bool {
 }
 
 /// 200 with the JSON `body` and its ETag, or 304 when the client has it.
-pub(crate) fn respond(request: &HeaderMap, etag: String, body: Vec<u8>) -> Response<ResponseBody> {
+pub(crate) fn respond(
+    request: &HeaderMap,
+    etag: String,
+    body: impl Into<Bytes>,
+) -> Response<ResponseBody> {
     let (status, payload) = if fresh(request, &etag) {
         (StatusCode::NOT_MODIFIED, Bytes::new())
     } else {
-        (StatusCode::OK, Bytes::from(body))
+        (StatusCode::OK, body.into())
     };
     let mut response = Response::new(
         Full::new(payload)

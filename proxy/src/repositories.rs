@@ -63,6 +63,8 @@ pub struct Repository {
     refreshing: tokio::sync::Mutex<()>,
     /// What the API's listings already read from immutable objects.
     pub listing_memo: cadgate_hooks::listing::Memo,
+    /// The API's remembered listing answers.
+    pub api_answers: crate::api::Answers,
 }
 
 impl Repository {
@@ -198,6 +200,7 @@ impl Registry {
                     upstream,
                     refreshing: tokio::sync::Mutex::new(()),
                     listing_memo: cadgate_hooks::listing::Memo::default(),
+                    api_answers: crate::api::Answers::default(),
                 }),
             );
         }
