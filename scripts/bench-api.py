@@ -93,6 +93,14 @@ def main():
             full_listing()
         rss_warm = memory_kib(server.pid, "VmRSS")
         full = [full_listing()[0] for _ in range(args.calls)]
+        # After a change: a ref moved before each call (outside the package
+        # namespaces, so the listing's content stays the same size), so the
+        # remembered answer cannot be used and the listing is computed.
+        tip = run("git", "--git-dir", authoring, "rev-parse", "main")
+        changed = []
+        for i in range(args.calls):
+            run("git", "--git-dir", authoring, "update-ref", f"refs/heads/bench-noise/{i}", tip)
+            changed.append(full_listing()[0])
         package = f"pkg{args.packages // 2:05d}"
         print("==> filtered listings", file=sys.stderr)
         filtered = []
@@ -123,14 +131,15 @@ One repository with {args.packages:,} packages x {args.revisions} published revi
 
 | call | p50 | p99 |
 |---|---|---|
-| full listing ({total:,} revisions in one answer) | {p50_full:.0f} | {percentile(full, 0.99):.0f} |
+| full listing ({total:,} revisions in one answer), repository unchanged since the last call | {p50_full:.0f} | {percentile(full, 0.99):.0f} |
+| full listing after a change (a ref moved before each call) | {statistics.median(changed):.0f} | {percentile(changed, 0.99):.0f} |
 | one package (`?package={package}`, {args.revisions} revisions) | {p50_filtered:.0f} | {percentile(filtered, 0.99):.0f} |
 | plain git's floor: `git for-each-ref` of the same repository | {statistics.median(floor):.0f} | {percentile(floor, 0.99):.0f} |
 
-The first full listing took {first_ms:.0f} ms (it parses each Kptfile's `upstreamLock` once; later calls reuse that by blob id).
-Memory: {rss_first / 1024:.0f} MiB resident after the first full listing, {rss_warm / 1024:.0f} MiB after three more (the allocator keeps the answer buffers of the threads that built them), {rss_last / 1024:.0f} MiB after {args.calls} more full and {args.calls * 5} filtered ones; peak {peak / 1024:.0f} MiB.
+The first full listing after the server started took {first_ms:.0f} ms: it reads each revision's Kptfile and approval commit once; later listings take those facts of immutable objects from memory and read only the refs. While the refs are unchanged, the answer itself is remembered (the refs are still read and digested on every call, so a push shows at once).
+Memory: {rss_first / 1024:.0f} MiB resident after the first full listing, {rss_warm / 1024:.0f} MiB after three more (the allocator keeps the answer buffers of the threads that built them), {rss_last / 1024:.0f} MiB after {args.calls * 2} more full and {args.calls * 5} filtered ones; peak {peak / 1024:.0f} MiB.
 
-Goals: full list p50 ≤ 200 ms — {p50_full:.0f} ms, {met(p50_full <= 200)}; filtered ≤ 10 ms — {p50_filtered:.0f} ms, {met(p50_filtered <= 10)}; memory that does not grow with repeated calls — {met(rss_last <= rss_warm * 1.1)} ({rss_last / rss_warm:.2f}× from the fourth call to the last).
+Goals: full list p50 ≤ 200 ms — {p50_full:.0f} ms unchanged, {met(p50_full <= 200)}; {statistics.median(changed):.0f} ms after a change, {met(statistics.median(changed) <= 200)}; filtered ≤ 10 ms — {p50_filtered:.0f} ms, {met(p50_filtered <= 10)}; memory that does not grow with repeated calls — {met(rss_last <= rss_warm * 1.1)} ({rss_last / rss_warm:.2f}× from the fourth call to the last, after {args.calls * 2} more full listings and {args.calls * 5} filtered ones).
 <!-- bench-api:end -->"""
     write_section("bench-api", section)
     print(section)

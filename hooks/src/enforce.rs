@@ -29,7 +29,26 @@ pub struct Context {
     pub self_approval: bool,
     /// Forward mode: the upstream that must accept every change first.
     pub upstream: Option<Upstream>,
+    /// The server's other repositories, whose packages may pin this one's
+    /// revisions (an approved deletion must not pull a pinned revision
+    /// from under them).
+    pub downstreams: Vec<Downstream>,
 }
+
+/// Another repository of the same server, as the hook sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Downstream {
+    /// Its registered name.
+    pub name: String,
+    /// Its bare repository.
+    pub path: std::path::PathBuf,
+    /// Its registered branch.
+    pub branch: String,
+}
+
+/// The environment variable carrying [`Context::downstreams`] (JSON) from
+/// the server to the hook.
+pub const DOWNSTREAMS_VARIABLE: &str = "CADGATE_DOWNSTREAMS";
 
 /// The refs as they were when the push was judged.
 struct Snapshot {
@@ -645,6 +664,15 @@ fn approve_deletion(
             ));
         }
     }
+    // Nor any package of the server's other repositories.
+    for downstream in &context.downstreams {
+        if let Some(place) = pinned_in(downstream, &tagged_commit) {
+            return Err(refuse(
+                "revision-is-pinned",
+                format!("{package} v{revision} is the upstream of {place} (its Kptfile upstreamLock pins {}); upgrade or delete it first", &tagged_commit[..12.min(tagged_commit.len())]),
+            ));
+        }
+    }
     let mut edits = vec![
         RefEdit::Delete {
             name: tag,
@@ -737,6 +765,30 @@ fn already_on_branch(repo: &Repo, snapshot: &Snapshot, command: &Command) -> Opt
             ),
         )
     })
+}
+
+/// `repository:package` of a package on `downstream`'s branch whose
+/// Kptfile `upstreamLock` pins `commit`, if any. A repository that cannot
+/// be read pins nothing (it is logged by the server, not judged here).
+fn pinned_in(downstream: &Downstream, commit: &str) -> Option<String> {
+    let repo = Repo::open(&downstream.path).ok()?;
+    let branch = format!("refs/heads/{}", downstream.branch);
+    let tip = repo.refs_under(&[branch.as_str()]).ok()?.pop()?.commit;
+    repo.files_containing(&tip, KPTFILE, commit)
+        .ok()?
+        .into_iter()
+        .find(|path| {
+            repo.read_file(&tip, path)
+                .ok()
+                .flatten()
+                .and_then(|text| crate::kptfile::upstream_lock_of(&text))
+                .and_then(|lock| lock.git)
+                .is_some_and(|git| git.commit == commit)
+        })
+        .map(|path| {
+            let dir = path.strip_suffix("/Kptfile").unwrap_or(&path);
+            format!("{}:{dir}", downstream.name)
+        })
 }
 
 /// A git failure while judging: the push is refused, saying why.

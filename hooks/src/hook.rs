@@ -71,6 +71,9 @@ fn resolve(options: &HookOptions) -> Result<(Context, Option<PathBuf>), String> 
             role,
             self_approval: env("CADGATE_SELF_APPROVAL").as_deref() == Some("true"),
             upstream: crate::forward::Upstream::from_env(),
+            downstreams: env(crate::enforce::DOWNSTREAMS_VARIABLE)
+                .and_then(|json| serde_json::from_str(&json).ok())
+                .unwrap_or_default(),
         };
         return Ok((context, env("CADGATE_PUBLISHED").map(PathBuf::from)));
     };
@@ -117,6 +120,9 @@ fn resolve(options: &HookOptions) -> Result<(Context, Option<PathBuf>), String> 
         role,
         self_approval: config.policy.self_approval,
         upstream: None,
+        // Hook mode: where the host keeps the other repositories is not
+        // cadgate's to know; pins are checked within this repository.
+        downstreams: Vec::new(),
     };
     Ok((context, options.published.clone()))
 }

@@ -166,6 +166,33 @@ fn a_clone_from_a_registered_repository_records_its_upstream_as_kpt_does() {
         "revision-is-pinned",
     );
     assert!(err.contains("copied"), "{err}");
+
+    // A pin from another repository counts too: catalog/web pins v1.
+    let bob = TestUser::new("bob");
+    let action = |user: &TestUser, name: &str, action: &str| {
+        let repository = name.split('.').next().unwrap_or_default();
+        post(
+            server,
+            user,
+            &format!("/api/v1/repositories/{repository}/revisions/{name}/{action}"),
+            "",
+        )
+    };
+    assert_eq!(
+        action(&alice, "catalog.catalog.web.first", "propose").0,
+        200
+    );
+    assert_eq!(action(&bob, "catalog.catalog.web.first", "approve").0, 200);
+    let v1_name = format!("root.{}.one", f.replace('/', "."));
+    assert_eq!(action(&alice, &v1_name, "propose-delete").0, 200);
+    let (status, refused) = action(&bob, &v1_name, "delete");
+    assert_eq!(status, 409, "{refused}");
+    let message = refused["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("catalog:catalog/web") && message.contains("revision-is-pinned"),
+        "{message}"
+    );
+    assert!(server_ref(&server.repo_dir("root"), &format!("refs/tags/{f}/v1")).is_some());
 }
 
 #[test]

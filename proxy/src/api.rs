@@ -417,8 +417,8 @@ async fn blocking<T: Send + 'static>(
 /// refs' digest, the filter and the caller (who may read different
 /// upstreams), plus the upstream packages' state, checked again on every
 /// use. A repository polled while nothing changes is answered without
-/// listing it again; any push changes the digest. Bounded in entries and
-/// bytes.
+/// listing it again; any push changes the digest. One answer per filter and
+/// caller (the latest), at most 8 and 96 MiB in all.
 #[derive(Debug, Default)]
 pub struct Answers {
     remembered: std::sync::Mutex<std::collections::VecDeque<Answer>>,
@@ -426,7 +426,10 @@ pub struct Answers {
 
 #[derive(Debug, Clone)]
 struct Answer {
-    key: String,
+    /// The filter and the caller: one answer is kept per slot, the latest.
+    slot: String,
+    /// The refs' digest it was made from.
+    refs_state: String,
     upstream: Vec<(String, String)>,
     upstream_state: String,
     etag: String,
@@ -435,11 +438,14 @@ struct Answer {
 
 impl Answers {
     const ENTRIES: usize = 8;
-    const BYTES: usize = 256 << 20;
+    const BYTES: usize = 96 << 20;
 
-    fn get(&self, key: &str) -> Option<Answer> {
+    fn get(&self, slot: &str, refs_state: &str) -> Option<Answer> {
         let remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
-        remembered.iter().find(|a| a.key == key).cloned()
+        remembered
+            .iter()
+            .find(|a| a.slot == slot && a.refs_state == refs_state)
+            .cloned()
     }
 
     fn put(&self, answer: Answer) {
@@ -447,7 +453,8 @@ impl Answers {
             return;
         }
         let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
-        remembered.retain(|a| a.key != answer.key);
+        // An answer for older refs can never be served again.
+        remembered.retain(|a| a.slot != answer.slot);
         remembered.push_front(answer);
         while remembered.len() > Self::ENTRIES
             || remembered.iter().map(|a| a.body.len()).sum::<usize>() > Self::BYTES
@@ -483,12 +490,8 @@ async fn revisions_page(
         },
     };
     let (refs, refs_state) = read_refs(repo, package.clone()).await?;
-    let key = format!(
-        "{refs_state}\u{0}{}\u{0}{}",
-        filter.canonical(),
-        principal.name
-    );
-    if let Some(hit) = repo.api_answers.get(&key) {
+    let slot = format!("{}\u{0}{}", filter.canonical(), principal.name);
+    if let Some(hit) = repo.api_answers.get(&slot, &refs_state) {
         let (_, upstream_state) = upstream_latest(state, principal, &hit.upstream).await?;
         if upstream_state == hit.upstream_state {
             return Ok(respond(request, hit.etag, hit.body));
@@ -532,7 +535,8 @@ async fn revisions_page(
     body.extend_from_slice(b"}\n");
     let body = Bytes::from(body);
     repo.api_answers.put(Answer {
-        key,
+        slot,
+        refs_state: refs_state.clone(),
         upstream,
         upstream_state,
         etag: etag.clone(),
