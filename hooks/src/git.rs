@@ -590,12 +590,9 @@ impl Repo {
         package: &str,
         source: Option<&str>,
     ) -> Result<String, GitError> {
-        let Some(root) = self.tree_of(base)? else {
-            return Err(self.error(&format!("read {base}"), "no such commit"));
-        };
         let mut editor = self
             .gix
-            .edit_tree(root)
+            .edit_tree(self.root_of(base)?)
             .map_err(|e| self.error("edit tree", e))?;
         let edited = match source {
             Some(source) => match self.entry_at(source, package)? {
@@ -619,25 +616,10 @@ impl Repo {
         files: &[(String, Vec<u8>)],
     ) -> Result<String, GitError> {
         let root = match base {
-            Some(base) => self
-                .tree_of(base)?
-                .ok_or_else(|| self.error(&format!("read {base}"), "no such commit"))?,
+            Some(base) => self.root_of(base)?,
             None => ObjectId::empty_tree(self.gix.object_hash()),
         };
-        let mut editor = self
-            .gix
-            .edit_tree(root)
-            .map_err(|e| self.error("edit tree", e))?;
-        for (path, content) in files {
-            let blob = self.write_blob(content)?;
-            editor
-                .upsert(path.as_str(), EntryKind::Blob, self.oid(&blob)?)
-                .map_err(|e| self.error(&format!("edit {path}"), e))?;
-        }
-        editor
-            .write()
-            .map(|id| id.to_string())
-            .map_err(|e| self.error("write tree", e))
+        self.edited_tree(root, None, files)
     }
 
     /// The tree of `base` (a commit) with the directory `dir` holding
@@ -648,22 +630,41 @@ impl Repo {
         dir: &str,
         files: &[(String, Vec<u8>)],
     ) -> Result<String, GitError> {
-        let Some(root) = self.tree_of(base)? else {
-            return Err(self.error(&format!("read {base}"), "no such commit"));
-        };
+        let files: Vec<(String, Vec<u8>)> = files
+            .iter()
+            .map(|(path, content)| (format!("{dir}/{path}"), content.clone()))
+            .collect();
+        self.edited_tree(self.root_of(base)?, Some(dir), &files)
+    }
+
+    /// The root tree of the commit `base`.
+    fn root_of(&self, base: &str) -> Result<ObjectId, GitError> {
+        self.tree_of(base)?
+            .ok_or_else(|| self.error(&format!("read {base}"), "no such commit"))
+    }
+
+    /// `root` with `remove` gone and each `(path, content)` file written;
+    /// only the trees along the edited paths are rewritten.
+    fn edited_tree(
+        &self,
+        root: ObjectId,
+        remove: Option<&str>,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<String, GitError> {
         let mut editor = self
             .gix
             .edit_tree(root)
             .map_err(|e| self.error("edit tree", e))?;
-        editor
-            .remove(dir)
-            .map_err(|e| self.error(&format!("edit {dir}"), e))?;
+        if let Some(dir) = remove {
+            editor
+                .remove(dir)
+                .map_err(|e| self.error(&format!("edit {dir}"), e))?;
+        }
         for (path, content) in files {
             let blob = self.write_blob(content)?;
-            let full = format!("{dir}/{path}");
             editor
-                .upsert(full.as_str(), EntryKind::Blob, self.oid(&blob)?)
-                .map_err(|e| self.error(&format!("edit {full}"), e))?;
+                .upsert(path.as_str(), EntryKind::Blob, self.oid(&blob)?)
+                .map_err(|e| self.error(&format!("edit {path}"), e))?;
         }
         editor
             .write()

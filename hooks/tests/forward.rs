@@ -1,31 +1,11 @@
 //! Forward mode's push to the upstream is a compare-and-swap on every ref:
 //! a stale expectation refuses the whole push and changes nothing there.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
+use common::git;
 
 use cadgate_hooks::forward::{ForwardError, Upstream};
 use cadgate_hooks::git::{RefEdit, Repo};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 #[test]
 fn a_stale_expectation_refuses_the_whole_push() {

@@ -2,31 +2,14 @@
 //! ref on each advertisement, so the repository's refs are packed once
 //! enough writes accumulated, and a mirror's refs right after a fetch.
 
+mod common;
+use common::git;
+
 use std::path::Path;
 use std::process::Command;
 
 use cadgate_hooks::forward::Upstream;
 use cadgate_hooks::git::{RefEdit, Repo, PACK_REFS_EVERY};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 fn loose_refs(git_dir: &Path) -> usize {
     fn walk(dir: &Path) -> usize {
