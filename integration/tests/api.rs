@@ -353,3 +353,36 @@ fn bad_requests_get_json_errors_and_change_nothing() {
         refs
     );
 }
+
+#[test]
+fn a_repository_name_with_a_slash_is_addressed_percent_encoded() {
+    let rita = TestUser::new("rita");
+    let config = format!(
+        "[[repository]]\nname = \"org/blueprints\"\n\n{}",
+        rita.config(&["reader"], &[])
+    );
+    let server = Server::start(&config);
+    let (status, body) = call(
+        &server,
+        Some(&rita),
+        "/api/v1/repositories/org%2Fblueprints/revisions",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"], serde_json::json!([]));
+    let (status, body) = call(
+        &server,
+        Some(&rita),
+        "/api/v1/repositories/org%2Fblueprints",
+    );
+    assert_eq!(
+        (status, body["name"].as_str()),
+        (200, Some("org/blueprints")),
+        "{body}"
+    );
+    let (status, _) = call(
+        &server,
+        Some(&rita),
+        "/api/v1/repositories/org%FF/revisions",
+    );
+    assert_eq!(status, 400);
+}

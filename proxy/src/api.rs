@@ -52,7 +52,8 @@ pub async fn serve(
                     "unauthorized",
                 )
             })?;
-        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let segments = segments(path)?;
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         return match segments.as_slice() {
             ["v1", "repositories", name, "revisions"] => {
                 let repo = repository(state, &principal, name)?;
@@ -85,7 +86,8 @@ pub async fn serve(
             )
         })?;
     let query = Query::parse(request.uri().query())?;
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let segments = segments(path)?;
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let body = match segments.as_slice() {
         ["v1", "repositories"] => {
             query.only(&[])?;
@@ -144,6 +146,23 @@ pub async fn serve(
     let text = body.to_string() + "\n";
     let etag = digest(&[text.as_bytes()]);
     Ok(respond(request.headers(), etag, text.into_bytes()))
+}
+
+/// The path's segments, percent-decoded: a repository name may hold `/`
+/// (written `%2F` in the path).
+fn segments(path: &str) -> Result<Vec<String>, HttpError> {
+    path.trim_end_matches('/')
+        .split('/')
+        .map(|segment| {
+            percent_encoding::percent_decode_str(segment)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| {
+                    HttpError::bad_request("the path is not UTF-8 once percent-decoded")
+                        .json("bad_request")
+                })
+        })
+        .collect()
 }
 
 /// The repository `name`, if registered and readable by `principal`. An
