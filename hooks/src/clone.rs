@@ -202,12 +202,21 @@ pub fn upgrade_commit(
 
 /// The Kptfile `kpt pkg init` writes for a package named `name`.
 pub fn init_kptfile(name: &str, description: &str) -> String {
-    let description = serde_norway::to_string(description)
-        .map(|d| d.trim_end().to_string())
-        .unwrap_or_else(|_| "''".into());
-    format!(
-        "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: {name}\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\ninfo:\n  description: {description}\n"
-    )
+    use serde_norway::{Mapping, Value};
+    let text = |s: &str| Value::String(s.to_string());
+    let mut annotations = Mapping::new();
+    annotations.insert(text("config.kubernetes.io/local-config"), text("true"));
+    let mut metadata = Mapping::new();
+    metadata.insert(text("name"), text(name));
+    metadata.insert(text("annotations"), Value::Mapping(annotations));
+    let mut info = Mapping::new();
+    info.insert(text("description"), text(description));
+    let mut kptfile = Mapping::new();
+    kptfile.insert(text("apiVersion"), text("kpt.dev/v1"));
+    kptfile.insert(text("kind"), text("Kptfile"));
+    kptfile.insert(text("metadata"), Value::Mapping(metadata));
+    kptfile.insert(text("info"), Value::Mapping(info));
+    serde_norway::to_string(&Value::Mapping(kptfile)).unwrap_or_default()
 }
 
 /// The draft commit of a new, empty package (`kpt pkg init`): a Kptfile
@@ -278,4 +287,22 @@ fn new_package_base(
         )));
     }
     Ok(tip)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_init_kptfile_reads_back_whatever_the_description() {
+        for description in ["", "A web app", "x: y\n- z", "'quoted' \"and\" #hash", "on"] {
+            let text = super::init_kptfile("web", description);
+            let value: serde_norway::Value = serde_norway::from_str(&text).expect("YAML");
+            assert_eq!(
+                value["info"]["description"].as_str(),
+                Some(description),
+                "{text}"
+            );
+            assert_eq!(value["metadata"]["name"].as_str(), Some("web"));
+            assert_eq!(value["kind"].as_str(), Some("Kptfile"));
+        }
+    }
 }
