@@ -78,35 +78,18 @@ pub fn cloned_kptfile(
     name: &str,
     origin: &Origin,
 ) -> Result<String, CloneError> {
-    use serde_norway::{Mapping, Value};
-    let mut doc: Value =
-        serde_norway::from_str(upstream_text).map_err(|e| CloneError::Kptfile(e.to_string()))?;
-    let map = doc
-        .as_mapping_mut()
-        .ok_or_else(|| CloneError::Kptfile("it is not a YAML mapping".into()))?;
-    let text = |s: &str| Value::String(s.to_string());
-    let metadata = map
-        .entry(text("metadata"))
-        .or_insert_with(|| Value::Mapping(Mapping::new()));
-    if let Some(metadata) = metadata.as_mapping_mut() {
-        metadata.insert(text("name"), text(name));
-    }
     let directory = format!("/{}", origin.directory.trim_matches('/'));
-    let mut git = Mapping::new();
-    git.insert(text("repo"), text(&origin.repo));
-    git.insert(text("directory"), text(&directory));
-    git.insert(text("ref"), text(&origin.reference));
-    let mut upstream = Mapping::new();
-    upstream.insert(text("type"), text("git"));
-    upstream.insert(text("git"), Value::Mapping(git.clone()));
-    upstream.insert(text("updateStrategy"), text("resource-merge"));
-    git.insert(text("commit"), text(&origin.commit));
-    let mut lock = Mapping::new();
-    lock.insert(text("type"), text("git"));
-    lock.insert(text("git"), Value::Mapping(git));
-    map.insert(text("upstream"), Value::Mapping(upstream));
-    map.insert(text("upstreamLock"), Value::Mapping(lock));
-    serde_norway::to_string(&doc).map_err(|e| CloneError::Kptfile(e.to_string()))
+    cadgate_merge::kptfile::with_upstream(
+        upstream_text,
+        name,
+        &cadgate_merge::kptfile::UpstreamLink {
+            repo: &origin.repo,
+            directory: &directory,
+            reference: &origin.reference,
+            commit: &origin.commit,
+        },
+    )
+    .map_err(CloneError::Kptfile)
 }
 
 /// Write the clone's draft commit: the registered branch's tip with

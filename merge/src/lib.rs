@@ -105,6 +105,7 @@
 
 #![warn(missing_docs)]
 
+pub mod kptfile;
 mod node;
 mod text;
 mod yaml;
