@@ -17,6 +17,7 @@ command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 # Apache httpd + git http-backend: the third-party Git host of the hook-mode tests.
 [ -x /usr/sbin/apache2 ] || need+=(apache2)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   sudo_cmd=""

@@ -39,7 +39,7 @@ const REPOSITORY_KEYS: &[&str] = &[
 const POLICY_KEYS: &[&str] = &["self_approval"];
 const HOOK_KEYS: &[&str] = &["user_variable"];
 const USER_KEYS: &[&str] = &["name", "token_sha256", "roles", "repositories"];
-const WEBHOOK_KEYS: &[&str] = &["url", "events", "repositories", "secret"];
+const WEBHOOK_KEYS: &[&str] = &["url", "events", "repositories", "secret", "ca_file"];
 
 impl Config {
     /// Read and validate a file. A relative `server.data_dir` is resolved
@@ -447,20 +447,33 @@ impl Walk<'_> {
             let events_item = f.string_array("events");
             let patterns = f.string_array("repositories");
             let secret = f.string("secret");
+            let ca_file = f.string("ca_file");
             let Some((url, url_span)) = url else {
                 continue;
             };
-            if url.starts_with("https://") {
-                f.bad(url_span.clone(), "url", format!("{url:?}: https:// webhooks are not supported yet; use an http:// URL (for example a local TLS-terminating relay)"));
-            } else if !url
-                .strip_prefix("http://")
-                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
-            {
+            if !["http://", "https://"].iter().any(|scheme| {
+                url.strip_prefix(scheme)
+                    .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+            }) {
                 f.bad(
                     url_span.clone(),
                     "url",
-                    format!("{url:?} is not an http:// URL with a host"),
+                    format!("{url:?} is not an http:// or https:// URL with a host"),
                 );
+            }
+            let mut ca = None;
+            if let Some((file, span)) = ca_file {
+                if !url.starts_with("https://") {
+                    f.bad(span, "ca_file", "is only for an https:// url".to_string());
+                } else if !std::path::Path::new(&file).is_file() {
+                    f.bad(
+                        span,
+                        "ca_file",
+                        format!("{file:?} is not a readable file of PEM certificates"),
+                    );
+                } else {
+                    ca = Some(std::path::PathBuf::from(file));
+                }
             }
             let mut events = Vec::new();
             if let Some((values, span)) = events_item {
@@ -520,7 +533,10 @@ impl Walk<'_> {
                 }
             }
             match WebhookConfig::new(&url, events, globs, secret_spec) {
-                Ok(webhook) => out.push(webhook),
+                Ok(mut webhook) => {
+                    webhook.ca_file = ca;
+                    out.push(webhook)
+                }
                 Err(e) => self.problem(url_span, Some(format!("{path}.repositories")), e),
             }
         }

@@ -140,7 +140,7 @@ pub const EVENT_TYPES: &[&str] = &[
 /// `[[webhook]]`: where lifecycle events are POSTed.
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
-    /// `url`: an `http://` URL.
+    /// `url`: an `http://` or `https://` URL.
     pub url: String,
     /// `events`: the event types to deliver; empty: all.
     pub events: Vec<String>,
@@ -149,6 +149,9 @@ pub struct WebhookConfig {
     /// `secret`: `env:VARIABLE` or `file:/path` holding the HMAC key; never
     /// the secret itself.
     pub secret: Option<String>,
+    /// `ca_file`: PEM certificates trusted for an `https://` URL besides the
+    /// public roots (an internal CA, a self-signed receiver).
+    pub ca_file: Option<std::path::PathBuf>,
     globs: GlobSet,
 }
 
@@ -170,6 +173,7 @@ impl WebhookConfig {
             events,
             repositories,
             secret,
+            ca_file: None,
             globs,
         })
     }

@@ -637,7 +637,7 @@ fn check_config_reports_bad_webhooks() {
         "hooks.toml:9",
         "webhook[0].colour",
         "hooks.toml:12",
-        "not an http:// URL",
+        "not an http:// or https:// URL",
     ] {
         assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
     }
@@ -738,4 +738,185 @@ fn the_whole_scenario_list_reaches_sse_and_webhooks_exactly_once_in_order() {
             assert_eq!(&e.data, event, "{repository}: stream data");
         }
     }
+}
+
+/// Run `openssl` in `dir`, requiring success.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An HTTPS webhook receiver (Python's http.server behind TLS) with a
+/// certificate for 127.0.0.1 from a test CA; it appends one JSON line per
+/// POST to a file.
+struct TlsReceiver {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+    ca: PathBuf,
+}
+
+impl TlsReceiver {
+    fn start(dir: &Path) -> Self {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=cadgate test CA",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "leaf.key",
+                "-out",
+                "leaf.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
+        std::fs::write(
+            dir.join("leaf.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write");
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "leaf.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "leaf.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "leaf.ext",
+            ],
+        );
+        let script = r#"
+import http.server, json, ssl, sys
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(sys.argv[1], "a") as log:
+            log.write(json.dumps({"path": self.path, "id": self.headers.get("X-Cadgate-Delivery"), "body": json.loads(body)}) + "\n")
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[2], sys.argv[3])
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+        let log = dir.join("received.jsonl");
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .arg(&log)
+            .arg(dir.join("leaf.pem"))
+            .arg(dir.join("leaf.key"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the receiver's port");
+        let port = line.trim().parse().expect("a port");
+        Self {
+            child,
+            port,
+            log,
+            ca: dir.join("ca.pem"),
+        }
+    }
+
+    fn received(&self, path: &str) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["path"] == path)
+            .collect()
+    }
+}
+
+impl Drop for TlsReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn https_webhooks_reach_a_receiver_whose_ca_is_configured_and_no_other() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let receiver = TlsReceiver::start(scratch.path());
+    let secret = secret_file(scratch.path());
+    let base = format!("https://127.0.0.1:{}", receiver.port);
+    let config = format!(
+        "{}{}{}",
+        cadgate_config(),
+        webhook_config(
+            &format!("{base}/trusted"),
+            &secret,
+            &format!("ca_file = \"{}\"", receiver.ca.display())
+        ),
+        webhook_config(&format!("{base}/untrusted"), &secret, ""),
+    );
+    let data = scratch.path().join("data");
+    let hosted = Hosted {
+        server: Server::start_with_data(&config, &data),
+        data,
+    };
+    let lab = Lab::new(&hosted, ROOT, "tls");
+    let f = lab.f();
+    lab.draft("alice", &f, "ws", "n: 1\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.received("/trusted").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let trusted = receiver.received("/trusted");
+    assert_eq!(trusted.len(), 1, "{trusted:?}");
+    assert_eq!(trusted[0]["id"], "root:1");
+    assert_eq!(trusted[0]["body"]["type"], "created");
+    assert_eq!(trusted[0]["body"]["package"], f.as_str());
+    // A certificate from an unknown CA is not trusted: nothing arrives there
+    // (the delivery is retried, not skipped).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(receiver.received("/untrusted").is_empty());
 }

@@ -449,6 +449,14 @@ pub enum WebhookError {
         /// What is wrong (never the secret).
         detail: String,
     },
+    /// Its TLS settings cannot be used.
+    #[error("webhook {url}: {detail}; fix [[webhook]] ca_file")]
+    Tls {
+        /// The webhook's URL.
+        url: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// The cursor directory cannot be used.
     #[error("cannot use {}: {source}", path.display())]
     Cursor {
@@ -462,6 +470,7 @@ pub enum WebhookError {
 /// A webhook ready to deliver.
 pub struct Webhook {
     config: WebhookConfig,
+    client: Client,
     secret: Option<Vec<u8>>,
     /// `<data_dir>/webhooks/<id>/`.
     dir: PathBuf,
@@ -519,8 +528,13 @@ pub fn prepare(config: &Config, hub: &Hub) -> Result<Vec<Webhook>, WebhookError>
             };
             cursors.push((repository.name.clone(), log.clone(), seq));
         }
+        let client = client_for(webhook).map_err(|detail| WebhookError::Tls {
+            url: webhook.url.clone(),
+            detail,
+        })?;
         out.push(Webhook {
             config: webhook.clone(),
+            client,
             secret,
             dir,
             cursors,
@@ -553,9 +567,50 @@ pub fn start_deliveries(webhooks: Vec<Webhook>, hub: &Hub) -> Vec<tokio::task::J
 }
 
 type Client = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Full<Bytes>,
 >;
+
+/// The HTTP(S) client of one webhook: the public web roots, plus the
+/// certificates of its `ca_file`.
+fn client_for(webhook: &WebhookConfig) -> Result<Client, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(file) = &webhook.ca_file {
+        let shown = file.display();
+        let mut added = 0;
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(file)
+            .map_err(|e| format!("cannot read ca_file {shown}: {e}"))?
+        {
+            let cert = cert.map_err(|e| format!("ca_file {shown}: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("ca_file {shown}: {e}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("ca_file {shown} holds no PEM certificate"));
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector),
+    )
+}
 
 /// Deliver one webhook's events forever, in order.
 async fn deliver_all(
@@ -563,9 +618,7 @@ async fn deliver_all(
     mut changed: watch::Receiver<u64>,
     mut closing: watch::Receiver<bool>,
 ) {
-    let client: Client =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
+    let client = webhook.client.clone();
     let mut cursors: Vec<(Cursor, PathBuf)> = webhook
         .cursors
         .iter()
