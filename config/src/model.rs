@@ -163,11 +163,7 @@ impl WebhookConfig {
         repositories: Vec<String>,
         secret: Option<String>,
     ) -> Result<Self, String> {
-        let mut builder = GlobSetBuilder::new();
-        for pattern in &repositories {
-            builder.add(compile_glob(pattern)?);
-        }
-        let globs = builder.build().map_err(|e| e.to_string())?;
+        let globs = glob_set(&repositories)?;
         Ok(Self {
             url: url.to_string(),
             events,
@@ -272,11 +268,7 @@ impl UserConfig {
         roles: Vec<Role>,
         repositories: Vec<String>,
     ) -> Result<Self, String> {
-        let mut builder = GlobSetBuilder::new();
-        for pattern in &repositories {
-            builder.add(compile_glob(pattern)?);
-        }
-        let globs = builder.build().map_err(|e| e.to_string())?;
+        let globs = glob_set(&repositories)?;
         Ok(Self {
             name: name.to_string(),
             token_sha256,
@@ -295,6 +287,15 @@ impl UserConfig {
             None
         }
     }
+}
+
+/// One matcher for repository-name patterns.
+fn glob_set(patterns: &[String]) -> Result<GlobSet, String> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        builder.add(compile_glob(pattern)?);
+    }
+    builder.build().map_err(|e| e.to_string())
 }
 
 /// Compile one repository pattern (`*` matches across `/` too).
