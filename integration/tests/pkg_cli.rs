@@ -92,8 +92,17 @@ fn a_package_goes_through_its_lifecycle_by_commands() {
     // Publishing needs an approver: the author is refused with exit 1.
     let err = cli.fails("alice", &["approve", "root", "root.web.ws"], 1);
     assert!(err.contains("approver"), "{err}");
-    let out = cli.ok("bob", &["approve", "root", "root.web.ws"]);
-    assert_eq!(row(&out, "root.web.ws")[3..6], ["1", "Published", "yes"]);
+    let approved = cli.run("bob", &["approve", "root", "root.web.ws"]);
+    assert!(approved.status.success(), "{}", stderr(&approved));
+    assert_eq!(
+        row(&stdout(&approved), "root.web.ws")[3..6],
+        ["1", "Published", "yes"]
+    );
+    assert!(
+        stderr(&approved).contains("published web v1"),
+        "{}",
+        stderr(&approved)
+    );
     assert_eq!(
         server_ref(&repo, "refs/tags/web/v1"),
         server_ref(&repo, "refs/heads/main")

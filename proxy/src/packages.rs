@@ -234,7 +234,7 @@ pub async fn create(
         &[(zero, commit, refname.clone())],
     )
     .await?;
-    if let Some(reason) = reports.iter().find_map(|r| r.refused.clone()) {
+    if let Some(reason) = reports.reports.iter().find_map(|r| r.refused.clone()) {
         return Err(
             HttpError::new(StatusCode::CONFLICT, format!("{refname}: {reason}")).json("refused"),
         );
@@ -544,8 +544,8 @@ pub async fn transition(
             .json("not_found"))
         }
     };
-    let reports = crate::smart_http::push_as(state, repo, &principal.name, role, &commands).await?;
-    if let Some(reason) = reports.iter().find_map(|r| r.refused.clone()) {
+    let pushed = crate::smart_http::push_as(state, repo, &principal.name, role, &commands).await?;
+    if let Some(reason) = pushed.reports.iter().find_map(|r| r.refused.clone()) {
         let status = if reason.ends_with("[role]") {
             StatusCode::FORBIDDEN
         } else {
@@ -558,7 +558,8 @@ pub async fn transition(
         .iter()
         .filter_map(|r| serde_json::to_value(RevisionJson::new(&repository, r)).ok())
         .collect();
-    let body = serde_json::json!({ "items": items }).to_string() + "\n";
+    let body =
+        serde_json::json!({ "items": items, "messages": pushed.messages }).to_string() + "\n";
     let etag = api::digest(&[body.as_bytes()]);
     Ok(api::respond(&HeaderMap::new(), etag, body.into_bytes()))
 }

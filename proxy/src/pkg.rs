@@ -263,6 +263,12 @@ pub fn run(connection: &Connection, command: PkgCommand) -> anyhow::Result<ExitC
         }
         return Ok(ExitCode::from(1));
     }
+    // What the lifecycle said about the change (e.g. "published web v1").
+    for message in body["messages"].as_array().into_iter().flatten() {
+        if let Some(text) = message.as_str() {
+            eprintln!("cadgate: {text}");
+        }
+    }
     if !connection.json {
         match (&body["items"], &command) {
             (Value::Array(items), _) => print!("{}", table(items)),

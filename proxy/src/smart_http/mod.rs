@@ -752,6 +752,15 @@ pub struct RefReport {
     pub refused: Option<String>,
 }
 
+/// What a push the server made itself came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerPush {
+    /// Each ref's verdict.
+    pub reports: Vec<RefReport>,
+    /// What the hook told the pusher (the `remote:` lines of a `git push`).
+    pub messages: Vec<String>,
+}
+
 /// Push `commands` (`old new ref`, objects already in the repository) as
 /// `user` with `role`, through exactly the path a client's push takes:
 /// `receive-pack` with cadgate's hook judging every ref (and, in forward
@@ -762,7 +771,7 @@ pub async fn push_as(
     user: &str,
     role: Role,
     commands: &[(String, String, String)],
-) -> Result<Vec<RefReport>, HttpError> {
+) -> Result<ServerPush, HttpError> {
     refresh(repo, GitService::ReceivePack).await?;
     let pusher = Pusher {
         name: user.to_string(),
@@ -778,7 +787,7 @@ pub async fn push_as(
     let mut body = Vec::new();
     for (i, (old, new, refname)) in commands.iter().enumerate() {
         let line = if i == 0 {
-            format!("{old} {new} {refname}\0report-status atomic\n")
+            format!("{old} {new} {refname}\0report-status atomic side-band-64k\n")
         } else {
             format!("{old} {new} {refname}\n")
         };
@@ -802,18 +811,41 @@ pub async fn push_as(
     let answer = collect(running).await?;
     // The hook has run: wake the event streams and webhooks.
     state.events.notify();
-    let mut reports = Vec::new();
-    for line in pktline::data_lines(&answer) {
+    // Side band 1 carries the report (itself pkt-lines), band 2 the hook's
+    // messages, band 3 a fatal error.
+    let (mut report, mut said) = (Vec::new(), Vec::new());
+    for packet in pktline::data_lines(&answer) {
+        match packet.split_first() {
+            Some((1, data)) => report.extend_from_slice(data),
+            Some((2, data)) => said.extend_from_slice(data),
+            Some((3, data)) => {
+                return Err(HttpError::internal(format!(
+                    "git failed the server-made push: {}",
+                    String::from_utf8_lossy(data).trim()
+                )))
+            }
+            _ => {}
+        }
+    }
+    let mut out = ServerPush {
+        messages: String::from_utf8_lossy(&said)
+            .lines()
+            .map(|l| l.trim().trim_start_matches("cadgate: ").to_string())
+            .filter(|l| !l.is_empty())
+            .collect(),
+        ..ServerPush::default()
+    };
+    for line in pktline::data_lines(&report) {
         let line = String::from_utf8_lossy(line);
         let line = line.trim_end();
         if let Some(refname) = line.strip_prefix("ok ") {
-            reports.push(RefReport {
+            out.reports.push(RefReport {
                 refname: refname.to_string(),
                 refused: None,
             });
         } else if let Some(rest) = line.strip_prefix("ng ") {
             let (refname, reason) = rest.split_once(' ').unwrap_or((rest, "refused"));
-            reports.push(RefReport {
+            out.reports.push(RefReport {
                 refname: refname.to_string(),
                 refused: Some(reason.to_string()),
             });
@@ -825,12 +857,12 @@ pub async fn push_as(
             }
         }
     }
-    if reports.is_empty() {
+    if out.reports.is_empty() {
         return Err(HttpError::internal(
             "git gave no report for the server-made push",
         ));
     }
-    Ok(reports)
+    Ok(out)
 }
 
 fn sha1_of(data: &[u8]) -> [u8; 20] {
