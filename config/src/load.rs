@@ -26,6 +26,7 @@ const SERVER_KEYS: &[&str] = &[
     "max_request_bytes",
     "max_push_bytes",
     "git",
+    "public_url",
 ];
 const REPOSITORY_KEYS: &[&str] = &[
     "name",
@@ -209,6 +210,21 @@ impl Walk<'_> {
                 s.bad(span, "git", "must not be empty".into());
             }
             server.git = PathBuf::from(git);
+        }
+        if let Some((url, span)) = s.string("public_url") {
+            let has_host = ["http://", "https://"].iter().any(|scheme| {
+                url.strip_prefix(scheme)
+                    .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+            });
+            if has_host && !url.contains('@') {
+                server.public_url = Some(url.trim_end_matches('/').to_string());
+            } else {
+                s.bad(
+                    span,
+                    "public_url",
+                    format!("{url:?} is not an http:// or https:// URL with a host (and no credentials)"),
+                );
+            }
         }
         if server.data_dir.is_relative() {
             server.data_dir = base_dir.join(&server.data_dir);

@@ -56,6 +56,10 @@ pub struct ServerConfig {
     pub max_push_bytes: u64,
     /// `git`: the git binary (default `git`).
     pub git: PathBuf,
+    /// `public_url`: the base URL clients reach this server at (behind a
+    /// proxy or load balancer), e.g. `https://cadgate.example.com`; written
+    /// into cloned Kptfiles. Default: the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +73,7 @@ impl Default for ServerConfig {
             max_request_bytes: 64 << 20,
             max_push_bytes: 4 << 30,
             git: PathBuf::from("git"),
+            public_url: None,
         }
     }
 }

@@ -509,3 +509,32 @@ fn an_upgrade_merges_upstream_and_local_changes_and_reports_conflicts_by_field()
     );
     assert_eq!(status, 409);
 }
+
+#[test]
+fn a_public_url_names_this_server_in_cloned_kptfiles() {
+    let config = format!(
+        "[server]\npublic_url = \"https://cadgate.example.com/\"\n\n{}",
+        scenarios::cadgate_config()
+    );
+    let host = CadgateServer {
+        server: Server::start(&config),
+    };
+    let lab = Lab::new(&host, ROOT, "public");
+    let f = lab.f();
+    lab.release(&f, "one", "n: 1\n");
+    let (status, made) = post(
+        &host.server,
+        &TestUser::new("alice"),
+        "/api/v1/repositories/root/revisions",
+        &format!(
+            r#"{{"packageName":"behind-a-proxy","workspaceName":"ws","clone":{{"repository":"root","packageName":"{f}"}}}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        made["upstreamLock"]["git"]["repo"],
+        "https://cadgate.example.com/published/root.git"
+    );
+    // The upstream is still recognised as this server's repository.
+    assert_eq!(made["upstreamLock"]["git"]["ref"], format!("{f}/v1"));
+}

@@ -608,7 +608,15 @@ async fn resolve(
                 ))
             })?;
             Ok(Origin {
-                repo: format!("{}/published/{source}.git", base_url(headers)),
+                repo: format!(
+                    "{}/published/{source}.git",
+                    state
+                        .config
+                        .server
+                        .public_url
+                        .clone()
+                        .unwrap_or_else(|| base_url(headers))
+                ),
                 directory: package.clone(),
                 reference: format!("{package}/v{}", chosen.revision),
                 commit: chosen.commit.clone(),
@@ -621,7 +629,8 @@ async fn resolve(
     }
 }
 
-/// The URL this server is reached at, as the request names it.
+/// The URL this server is reached at, as the request names it (when
+/// `[server] public_url` does not say).
 fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(http::header::HOST)
