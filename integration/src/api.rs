@@ -153,17 +153,16 @@ pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
     rows
 }
 
-/// The API's full listing of `repository` (whose bare repository is
-/// `repo_dir`) equals what its refs imply.
+/// The API's full listing of `repository` equals what its refs imply.
 pub fn assert_listing_matches_refs(
     server: &Server,
     user: &TestUser,
-    (repository, repo_dir): (&str, &Path),
+    repository: &str,
     directory: &str,
     context: &str,
 ) {
     let listed = rows(&revisions(server, user, repository, ""));
-    let expected = rows_from_refs(repo_dir, directory);
+    let expected = rows_from_refs(&server.repo_dir(repository), directory);
     assert_eq!(
         listed, expected,
         "{context}: the API's listing of {repository} differs from its refs"

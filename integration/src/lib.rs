@@ -87,7 +87,10 @@ type Captured = Arc<Mutex<String>>;
 pub struct Server {
     child: Option<Child>,
     base: String,
-    dir: tempfile::TempDir,
+    /// Its working directory (config, default data), removed with it.
+    _scratch: tempfile::TempDir,
+    /// Where its repositories live.
+    data: PathBuf,
     stdout: Captured,
     stderr: Captured,
 }
@@ -121,7 +124,7 @@ impl Server {
             "--data-dir".into(),
             data.display().to_string(),
         ];
-        Self::spawn(dir, &args)
+        Self::spawn(dir, data, &args)
     }
 
     /// Start the embedded default (`cadgate serve` without `--config`) on a
@@ -135,10 +138,10 @@ impl Server {
             "--data-dir".into(),
             data_dir.display().to_string(),
         ];
-        Self::spawn(dir, &args)
+        Self::spawn(dir, data_dir.to_path_buf(), &args)
     }
 
-    fn spawn(dir: tempfile::TempDir, args: &[String]) -> Server {
+    fn spawn(dir: tempfile::TempDir, data: PathBuf, args: &[String]) -> Server {
         let mut child = Command::new(cadgate_bin())
             .args(args)
             .current_dir(dir.path())
@@ -188,7 +191,8 @@ impl Server {
         let server = Server {
             child: Some(child),
             base,
-            dir,
+            _scratch: dir,
+            data,
             stdout,
             stderr,
         };
@@ -232,9 +236,9 @@ impl Server {
             .join(format!("{repo}.git"))
     }
 
-    /// The data directory (when started with [`Server::start`]).
+    /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     /// The process id.

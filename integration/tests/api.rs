@@ -30,7 +30,7 @@ impl Transport for Checked {
         assert_listing_matches_refs(
             &self.0.server,
             &TestUser::new("rita"),
-            (repository, &self.0.server.repo_dir(repository)),
+            repository,
             directory,
             "after a push",
         );
@@ -136,13 +136,7 @@ fn revisions_carry_porch_fields_and_latest_follows_publish_and_deletion() {
     let latest = revisions(server, &rita, "root", &format!("package={f}&latest=true"));
     assert_eq!(latest.len(), 1, "{latest:?}");
     assert_eq!(latest[0]["revision"], 1);
-    assert_listing_matches_refs(
-        server,
-        &rita,
-        ("root", &server.repo_dir("root")),
-        "",
-        "after deleting v2",
-    );
+    assert_listing_matches_refs(server, &rita, "root", "", "after deleting v2");
 }
 
 #[test]

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cadgate_integration::scenarios::{self, cadgate_config, Lab, Transport, ROOT};
-use cadgate_integration::{basic, GitClient, Server, TestUser};
+use cadgate_integration::scenarios::{self, cadgate_config, CadgateServer, Lab, Transport, ROOT};
+use cadgate_integration::{basic, Server, TestUser};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -337,35 +337,6 @@ fn secret_file(dir: &Path) -> PathBuf {
     file
 }
 
-/// A cadgate server as a scenario transport, wherever its data lives.
-struct Hosted {
-    server: Server,
-    data: PathBuf,
-}
-
-impl Transport for Hosted {
-    fn name(&self) -> String {
-        "cadgate server".into()
-    }
-
-    fn clone_as(&self, user: &str, repository: &str) -> GitClient {
-        let client = GitClient::new();
-        client.git(&[
-            "clone",
-            "-q",
-            &self.server.url_as(&TestUser::new(user), repository),
-            "w",
-        ]);
-        client
-    }
-
-    fn repository_dir(&self, repository: &str) -> PathBuf {
-        self.data
-            .join("repositories")
-            .join(format!("{repository}.git"))
-    }
-}
-
 #[test]
 fn sse_and_webhooks_see_every_lifecycle_event_once_in_order() {
     let scratch = tempfile::tempdir().expect("temp dir");
@@ -382,9 +353,8 @@ fn sse_and_webhooks_see_every_lifecycle_event_once_in_order() {
         ),
     );
     let data = scratch.path().join("data");
-    let hosted = Hosted {
+    let hosted = CadgateServer {
         server: Server::start_with_data(&config, &data),
-        data,
     };
     let alice = TestUser::new("alice");
     let rita = TestUser::new("rita");
@@ -499,9 +469,8 @@ fn a_receiver_that_was_down_gets_every_event_in_order_and_restarts_resume() {
     let url = format!("http://127.0.0.1:{port}/down");
     let config = format!("{}{}", cadgate_config(), webhook_config(&url, &secret, ""));
     let data = scratch.path().join("data");
-    let hosted = Hosted {
+    let hosted = CadgateServer {
         server: Server::start_with_data(&config, &data),
-        data: data.clone(),
     };
     let lab = Lab::new(&hosted, ROOT, "evdown");
     let f = lab.f();
@@ -530,9 +499,8 @@ fn a_receiver_that_was_down_gets_every_event_in_order_and_restarts_resume() {
     server.terminate();
     assert_eq!(server.wait(Duration::from_secs(20)), Some(0));
     drop(server);
-    let hosted = Hosted {
+    let hosted = CadgateServer {
         server: Server::start_with_data(&config, &data),
-        data,
     };
     let lab = Lab::new(&hosted, ROOT, "evdown");
     lab.draft("alice", &f, "again", "n: 9\n");
@@ -667,9 +635,8 @@ fn the_whole_scenario_list_reaches_sse_and_webhooks_exactly_once_in_order() {
         webhook_config(&receiver.url("/all"), &secret, "")
     );
     let data = scratch.path().join("data");
-    let hosted = Hosted {
+    let hosted = CadgateServer {
         server: Server::start_with_data(&config, &data),
-        data,
     };
     let sse = SseClient::connect(
         &hosted.server,
@@ -899,9 +866,8 @@ fn https_webhooks_reach_a_receiver_whose_ca_is_configured_and_no_other() {
         webhook_config(&format!("{base}/untrusted"), &secret, ""),
     );
     let data = scratch.path().join("data");
-    let hosted = Hosted {
+    let hosted = CadgateServer {
         server: Server::start_with_data(&config, &data),
-        data,
     };
     let lab = Lab::new(&hosted, ROOT, "tls");
     let f = lab.f();

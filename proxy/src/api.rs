@@ -291,6 +291,14 @@ async fn upstream_latest(
             }
         }
     }
+    // One refresh per upstream repository, however many of its packages
+    // are pinned.
+    let mut refreshed = std::collections::HashSet::new();
+    for ((name, _), repo) in &wanted {
+        if refreshed.insert(name.clone()) {
+            refresh(repo).await;
+        }
+    }
     let mut latest = std::collections::BTreeMap::new();
     let mut states = Vec::new();
     for ((name, directory), repo) in wanted {
@@ -298,7 +306,8 @@ async fn upstream_latest(
         let Some(package) = layout.package(&directory) else {
             continue;
         };
-        let (listed, refs_state) = list(&repo, Some(package)).await?;
+        let (refs, refs_state) = read_refs_as_they_are(&repo, Some(package.clone())).await?;
+        let listed = list_refs(&repo, refs, Some(package)).await?;
         states.push(refs_state);
         let newest = listed.iter().map(|r| r.revision).max().unwrap_or(0);
         latest.insert((name, directory), newest);
@@ -370,13 +379,30 @@ pub(crate) async fn list(
 /// The refs a listing of `repo` (only `package`'s when given) reads, and a
 /// digest of them: the listing is a function of those refs (objects never
 /// change), so equal digests mean equal listings.
+///
+/// In forward mode the mirror is brought in step first, so a listing never
+/// shows an older state than the upstream has.
 async fn read_refs(
     repo: &Arc<Repository>,
     package: Option<PackagePath>,
 ) -> Result<(Vec<(String, String)>, String), HttpError> {
+    refresh(repo).await;
+    read_refs_as_they_are(repo, package).await
+}
+
+/// Forward mode: compare the mirror with the upstream, fetching when they
+/// differ; a listing of an unreachable upstream shows the mirror.
+async fn refresh(repo: &Repository) {
     if let Err(e) = repo.refresh().await {
         tracing::warn!(repository = %repo.config.name, error = %e, "listing the mirror as it is: the upstream did not answer");
     }
+}
+
+/// [`read_refs`] without the refresh, for a repository refreshed already.
+async fn read_refs_as_they_are(
+    repo: &Arc<Repository>,
+    package: Option<PackagePath>,
+) -> Result<(Vec<(String, String)>, String), HttpError> {
     let repo = repo.clone();
     blocking(move || {
         let git = cadgate_hooks::git::Repo::open(&repo.path)?;

@@ -380,9 +380,12 @@ async fn plan_upgrade(
         None => {
             let revision = match to.revision {
                 Some(n) => n,
-                None => latest_remote_revision(&lock.repo, &directory).await?,
+                None => {
+                    latest_remote_revision(&state.config.server.git, &lock.repo, &directory).await?
+                }
             };
             let fetched = fetch_git(
+                &state.config.server.git,
                 repo,
                 &GitSource {
                     repo: lock.repo.clone(),
@@ -398,6 +401,7 @@ async fn plan_upgrade(
                 )));
             }
             let mut new = fetch_git(
+                &state.config.server.git,
                 repo,
                 &GitSource {
                     repo: lock.repo.clone(),
@@ -423,8 +427,12 @@ async fn plan_upgrade(
 }
 
 /// The highest N of the `directory/vN` tags at `url`.
-async fn latest_remote_revision(url: &str, directory: &str) -> Result<u64, HttpError> {
-    let out = tokio::process::Command::new("git")
+async fn latest_remote_revision(
+    git: &std::path::Path,
+    url: &str,
+    directory: &str,
+) -> Result<u64, HttpError> {
+    let out = tokio::process::Command::new(git)
         .args([
             "ls-remote",
             "--tags",
@@ -622,7 +630,7 @@ async fn resolve(
                 commit: chosen.commit.clone(),
             })
         }
-        (None, Some(git)) => fetch_git(target, git).await,
+        (None, Some(git)) => fetch_git(&state.config.server.git, target, git).await,
         _ => Err(invalid(
             "clone needs either repository (with packageName and optional revision) or git (repo, ref, directory)",
         )),
@@ -646,7 +654,11 @@ fn base_url(headers: &HeaderMap) -> String {
 
 /// Fetch `git.ref` from `git.repo` into the target repository (objects
 /// only: the temporary ref is removed again) and resolve its commit.
-async fn fetch_git(target: &Arc<Repository>, git: &GitSource) -> Result<Origin, HttpError> {
+async fn fetch_git(
+    binary: &std::path::Path,
+    target: &Arc<Repository>,
+    git: &GitSource,
+) -> Result<Origin, HttpError> {
     if !(git.repo.starts_with("https://") || git.repo.starts_with("http://")) {
         return Err(invalid("clone.git.repo must be an http:// or https:// URL"));
     }
@@ -662,7 +674,7 @@ async fn fetch_git(target: &Arc<Repository>, git: &GitSource) -> Result<Origin, 
     );
     let path = target.path.clone();
     let (url, reference) = (git.repo.clone(), git.reference.clone());
-    let fetched = tokio::process::Command::new("git")
+    let fetched = tokio::process::Command::new(binary)
         .arg("--git-dir")
         .arg(&path)
         .args([
@@ -679,7 +691,7 @@ async fn fetch_git(target: &Arc<Repository>, git: &GitSource) -> Result<Origin, 
         .output()
         .await
         .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?;
-    let commit = tokio::process::Command::new("git")
+    let commit = tokio::process::Command::new(binary)
         .arg("--git-dir")
         .arg(&path)
         .args([
@@ -691,7 +703,7 @@ async fn fetch_git(target: &Arc<Repository>, git: &GitSource) -> Result<Origin, 
         .output()
         .await
         .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?;
-    let _ = tokio::process::Command::new("git")
+    let _ = tokio::process::Command::new(binary)
         .arg("--git-dir")
         .arg(&path)
         .args(["update-ref", "-d", &temporary])

@@ -156,7 +156,7 @@ mod tests {
         for line in lines {
             match *line {
                 "0000" | "0001" => out.extend_from_slice(line.as_bytes()),
-                text => out.extend_from_slice(format!("{:04x}{text}", text.len() + 4).as_bytes()),
+                text => out.extend_from_slice(crate::smart_http::pktline::line(text).as_bytes()),
             }
         }
         out

@@ -388,8 +388,8 @@ async fn advertise(
     let preamble = if is_v2(&protocol) {
         Bytes::new()
     } else {
-        let line = format!("# service={}\n", service.wire_name());
-        Bytes::from(format!("{:04x}{line}0000", line.len() + 4))
+        let service_line = pktline::line(&format!("# service={}\n", service.wire_name()));
+        Bytes::from(format!("{service_line}0000"))
     };
     let running = state
         .runner
@@ -524,8 +524,10 @@ fn withdrawn_error(oid: &str) -> Result<Response<ResponseBody>, HttpError> {
     let message = format!(
         "ERR upload-pack: not our ref {oid} (a deleted package revision; the published view no longer serves it)\n"
     );
-    let line = format!("{:04x}{message}", message.len() + 4);
-    bytes_response(Bytes::from(line), "application/x-git-upload-pack-result")
+    bytes_response(
+        Bytes::from(pktline::line(&message)),
+        "application/x-git-upload-pack-result",
+    )
 }
 
 async fn receive_pack(
@@ -791,8 +793,7 @@ pub async fn push_as(
         } else {
             format!("{old} {new} {refname}\n")
         };
-        body.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
-        body.extend_from_slice(line.as_bytes());
+        body.extend_from_slice(pktline::line(&line).as_bytes());
     }
     body.extend_from_slice(b"0000");
     // An empty pack: the objects are in the repository already.

@@ -13,6 +13,11 @@ pub enum Scan {
     NeedMore,
 }
 
+/// `text` framed as one pkt-line (length prefix included).
+pub fn line(text: &str) -> String {
+    format!("{:04x}{text}", text.len() + 4)
+}
+
 /// Scan pkt-lines from the start of `data` up to the first flush packet.
 pub fn scan_to_flush(data: &[u8]) -> Result<Scan, String> {
     let mut offset = 0;
