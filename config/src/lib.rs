@@ -12,8 +12,8 @@ pub mod names;
 pub mod problem;
 
 pub use model::{
-    token_sha256_hex, Config, HookConfig, PolicyConfig, RepositoryConfig, Role, ServerConfig,
-    UserConfig, WebhookConfig, EVENT_TYPES,
+    token_sha256_hex, Config, FetchAllow, HookConfig, PolicyConfig, RepositoryConfig, Role,
+    ServerConfig, UserConfig, WebhookConfig, EVENT_TYPES,
 };
 pub use names::{validate_repository_name, RESERVED_FIRST_SEGMENTS};
 pub use problem::{ConfigError, Problem};

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use toml_edit::{Document, Item, TableLike, Value};
 
 use crate::model::{
-    Config, HookConfig, PolicyConfig, RepositoryConfig, Role, ServerConfig, UserConfig,
+    Config, FetchAllow, HookConfig, PolicyConfig, RepositoryConfig, Role, ServerConfig, UserConfig,
     WebhookConfig, EVENT_TYPES,
 };
 use crate::names;
@@ -27,6 +27,8 @@ const SERVER_KEYS: &[&str] = &[
     "max_push_bytes",
     "git",
     "public_url",
+    "fetch_allow",
+    "fetch_timeout_secs",
 ];
 const REPOSITORY_KEYS: &[&str] = &[
     "name",
@@ -225,6 +227,17 @@ impl Walk<'_> {
                     format!("{url:?} is not an http:// or https:// URL with a host (and no credentials)"),
                 );
             }
+        }
+        if let Some((entries, _)) = s.string_array("fetch_allow") {
+            for (entry, span) in entries {
+                match FetchAllow::parse(&entry) {
+                    Ok(allow) => server.fetch_allow.push(allow),
+                    Err(message) => s.bad(span, "fetch_allow", message),
+                }
+            }
+        }
+        if let Some(n) = s.integer("fetch_timeout_secs", 1, 3600) {
+            server.fetch_timeout_secs = n;
         }
         if server.data_dir.is_relative() {
             server.data_dir = base_dir.join(&server.data_dir);
@@ -747,5 +760,70 @@ mod tests {
         assert_eq!(edit_distance("listen", "lisen"), 1);
         assert_eq!(edit_distance("listen", "listen"), 0);
         assert_eq!(edit_distance("", "abc"), 3);
+    }
+}
+
+#[cfg(test)]
+mod fetch_allow_tests {
+    use std::path::Path;
+
+    use crate::model::{Config, FetchAllow};
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let text = format!("{text}\n[[repository]]\nname = \"blueprints\"\n");
+        Config::parse(&text, "test.toml", Path::new("/tmp")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn fetch_allow_reads_networks_and_hosts() {
+        let config = parse(
+            "[server]\nfetch_allow = [\"10.0.0.0/8\", \"::1/128\", \"127.0.0.1\", \"Git.Internal:443\", \"mirror\"]\nfetch_timeout_secs = 5\n",
+        )
+        .expect("valid");
+        let allow = &config.server.fetch_allow;
+        assert_eq!(allow.len(), 5);
+        assert_eq!(config.server.fetch_timeout_secs, 5);
+        let ip = |s: &str| s.parse().expect("ip");
+        assert!(allow[0].allows("x", 80, ip("10.1.2.3")));
+        assert!(!allow[0].allows("x", 80, ip("11.1.2.3")));
+        assert!(allow[1].allows("x", 80, ip("::1")));
+        assert!(!allow[1].allows("x", 80, ip("127.0.0.1")));
+        assert!(allow[2].allows("x", 1, ip("127.0.0.1")));
+        assert!(!allow[2].allows("x", 1, ip("127.0.0.2")));
+        assert!(allow[3].allows("git.internal", 443, ip("10.0.0.1")));
+        assert!(!allow[3].allows("git.internal", 80, ip("10.0.0.1")));
+        assert!(allow[4].allows("MIRROR", 8080, ip("192.168.1.1")));
+        assert_eq!(
+            FetchAllow::parse("0.0.0.0/0"),
+            Ok(FetchAllow::Network {
+                address: ip("0.0.0.0"),
+                prefix: 0
+            })
+        );
+        assert!(FetchAllow::parse("0.0.0.0/0")
+            .expect("any")
+            .allows("x", 1, ip("8.8.8.8")));
+    }
+
+    #[test]
+    fn bad_fetch_allow_entries_are_reported_with_their_line() {
+        for bad in [
+            "10.0.0.0/33",
+            "::1/129",
+            "10.0.0/8",
+            "host:99999",
+            "-host",
+            "a b",
+            "",
+            "http://x",
+        ] {
+            let error = parse(&format!("[server]\nfetch_allow = [{bad:?}]\n")).expect_err(bad);
+            assert!(
+                error.contains("fetch_allow") && error.contains(":2"),
+                "{bad}: {error}"
+            );
+        }
+        let error = parse("[server]\nfetch_timeout_secs = 0\n").expect_err("zero");
+        assert!(error.contains("fetch_timeout_secs"), "{error}");
     }
 }

@@ -1,6 +1,6 @@
 //! The typed configuration (contract §3).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -60,6 +60,100 @@ pub struct ServerConfig {
     /// proxy or load balancer), e.g. `https://cadgate.example.com`; written
     /// into cloned Kptfiles. Default: the request's `Host`.
     pub public_url: Option<String>,
+    /// `fetch_allow`: the private, loopback or otherwise internal
+    /// destinations server-side fetches (clone or upgrade from a Git URL)
+    /// may reach. Public addresses need no entry. Default: none.
+    pub fetch_allow: Vec<FetchAllow>,
+    /// `fetch_timeout_secs`: a server-side fetch running longer is killed
+    /// (default 60).
+    pub fetch_timeout_secs: u64,
+}
+
+/// One `[server] fetch_allow` entry: a network (`10.0.0.0/8`, `::1/128`,
+/// or a bare address) or a host name with an optional port
+/// (`git.internal`, `git.internal:443`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchAllow {
+    /// Every address in `address/prefix`.
+    Network {
+        /// The network's address.
+        address: IpAddr,
+        /// Its prefix length in bits.
+        prefix: u8,
+    },
+    /// A host name as the URL spells it (lower case), on `port` or any.
+    Host {
+        /// The host name.
+        host: String,
+        /// The port, or every port when `None`.
+        port: Option<u16>,
+    },
+}
+
+impl FetchAllow {
+    /// Read one entry; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let bad = || {
+            format!(
+                "{text:?} is neither a network like \"10.0.0.0/8\" or \"::1/128\" nor a host like \"git.internal\" or \"git.internal:443\""
+            )
+        };
+        if let Some((address, prefix)) = text.split_once('/') {
+            let address: IpAddr = address.parse().map_err(|_| bad())?;
+            let most = if address.is_ipv4() { 32 } else { 128 };
+            let prefix: u8 = prefix
+                .parse()
+                .ok()
+                .filter(|p| *p <= most)
+                .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {most}"))?;
+            return Ok(Self::Network { address, prefix });
+        }
+        if let Ok(address) = text.trim_matches(['[', ']']).parse::<IpAddr>() {
+            let prefix = if address.is_ipv4() { 32 } else { 128 };
+            return Ok(Self::Network { address, prefix });
+        }
+        let (host, port) = match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port.parse::<u16>().map_err(|_| bad())?)),
+            None => (text, None),
+        };
+        let label = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+        };
+        if host.is_empty() || host.len() > 253 || !host.split('.').all(label) {
+            return Err(bad());
+        }
+        Ok(Self::Host {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    /// Does this entry let a fetch reach `address`, named `host` on `port`?
+    pub fn allows(&self, host: &str, port: u16, address: IpAddr) -> bool {
+        match self {
+            Self::Host { host: h, port: p } => {
+                h.eq_ignore_ascii_case(host.trim_end_matches('.')) && p.is_none_or(|p| p == port)
+            }
+            Self::Network {
+                address: net,
+                prefix,
+            } => match (net, address) {
+                (IpAddr::V4(net), IpAddr::V4(a)) => {
+                    let mask = u32::MAX.checked_shl(32 - u32::from(*prefix)).unwrap_or(0);
+                    u32::from(*net) & mask == u32::from(a) & mask
+                }
+                (IpAddr::V6(net), IpAddr::V6(a)) => {
+                    let mask = u128::MAX.checked_shl(128 - u32::from(*prefix)).unwrap_or(0);
+                    u128::from(*net) & mask == u128::from(a) & mask
+                }
+                _ => false,
+            },
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -74,6 +168,8 @@ impl Default for ServerConfig {
             max_push_bytes: 4 << 30,
             git: PathBuf::from("git"),
             public_url: None,
+            fetch_allow: Vec::new(),
+            fetch_timeout_secs: 60,
         }
     }
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::git::{RefEdit, Repo};
+use crate::process::{GitCommand, Transports};
 
 /// Every ref namespace the mirror follows.
 const REFSPECS: &[&str] = &[
@@ -120,9 +121,9 @@ impl Upstream {
         format!("{scheme}://{host}{path}")
     }
 
-    /// The environment for git talking to the upstream: the credentials as
-    /// an `Authorization` header scoped to its URL.
-    fn git_env(&self) -> Vec<(String, String)> {
+    /// The config for git talking to the upstream: the credentials as an
+    /// `Authorization` header scoped to its URL.
+    fn git_config(&self) -> Vec<(String, String)> {
         use base64::Engine as _;
         // An upstream that stalls (under 1 byte/s for 30 s) fails the
         // operation instead of holding a push until the request deadline.
@@ -139,30 +140,24 @@ impl Upstream {
                 ),
             ));
         }
-        let mut env = vec![
-            ("GIT_TERMINAL_PROMPT".to_string(), "0".to_string()),
-            ("GIT_CONFIG_COUNT".to_string(), config.len().to_string()),
-        ];
-        for (i, (key, value)) in config.into_iter().enumerate() {
-            env.push((format!("GIT_CONFIG_KEY_{i}"), key));
-            env.push((format!("GIT_CONFIG_VALUE_{i}"), value));
-        }
-        env
+        config
     }
 
+    /// git about the mirror at `git_dir`, on the clean environment, allowed
+    /// the transports an admin may configure; an `ssh://` upstream also
+    /// gets the HOME and agent socket ssh needs for its keys.
     fn git(&self, git_dir: &Path, args: &[&str]) -> Command {
-        let mut command = Command::new("git");
-        command
-            .arg("--git-dir")
-            .arg(git_dir)
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_OBJECT_DIRECTORY")
-            .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES")
-            .env_remove("GIT_QUARANTINE_PATH")
-            .envs(self.git_env());
-        command
+        let mut command = GitCommand::new("git")
+            .git_dir(git_dir)
+            .transports(Transports::Admin)
+            .args(args);
+        for (key, value) in self.git_config() {
+            command = command.config(&key, &value);
+        }
+        if self.url.starts_with("ssh://") {
+            command = command.pass_env("HOME").pass_env("SSH_AUTH_SOCK");
+        }
+        command.into_std()
     }
 
     fn unreachable(&self, stderr: &str) -> ForwardError {

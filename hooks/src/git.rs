@@ -8,9 +8,10 @@
 //! a package's path — so their cost does not grow with the number of packages.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+use crate::process::GitCommand;
 
 use gix::bstr::{BString, ByteSlice};
 use gix::objs::tree::{EntryKind, EntryMode};
@@ -26,6 +27,11 @@ pub struct GitError {
 }
 
 impl GitError {
+    /// Why it failed.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// `what` failed in `git_dir` because of `detail`.
     pub fn new(what: &str, git_dir: &Path, detail: impl std::fmt::Display) -> Self {
         Self {
@@ -122,9 +128,10 @@ impl Repo {
     }
 
     fn run(&self, args: &[&str], input: Option<&[u8]>) -> Result<String, GitError> {
-        let mut command = Command::new(&self.git);
-        command.arg("--git-dir").arg(&self.git_dir).args(args);
-        run_command(command, &args.join(" "), &self.git_dir, input)
+        GitCommand::new(&self.git)
+            .git_dir(&self.git_dir)
+            .args(args)
+            .run_with_input(input)
     }
 
     fn oid(&self, hex: &str) -> Result<ObjectId, GitError> {
@@ -752,45 +759,33 @@ pub fn pack_refs_when_due(git: &Path, git_dir: &Path, written: usize) -> Result<
 /// Pack every ref of the repository at `git_dir` now (after a fetch or a
 /// sync that may have written many).
 pub fn pack_refs(git: &Path, git_dir: &Path) -> Result<(), GitError> {
-    let mut command = Command::new(git);
-    command
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["pack-refs", "--all", "--prune"]);
-    run_command(command, "pack-refs --all --prune", git_dir, None)?;
+    GitCommand::new(git)
+        .git_dir(git_dir)
+        .args(["pack-refs", "--all", "--prune"])
+        .run()?;
     std::fs::write(git_dir.join(LOOSE_REFS), "0\n")
         .map_err(|e| GitError::new("count loose refs", git_dir, e))
 }
 
-/// Run a git `command` (about `git_dir`, described as `what`), feeding it
-/// `input`; its stdout, or its stderr as the error.
+/// Run a git `command` built by the caller (about `git_dir`, described as
+/// `what`), feeding it `input`; its stdout, or its stderr as the error.
+/// The command is rebuilt on [`GitCommand`]'s clean environment: only its
+/// program, arguments and the variables it sets explicitly are kept.
 pub(crate) fn run_command(
-    mut command: Command,
+    command: Command,
     what: &str,
     git_dir: &Path,
     input: Option<&[u8]>,
 ) -> Result<String, GitError> {
-    let error = |detail: String| GitError::new(what, git_dir, detail);
-    let mut child = command
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| error(e.to_string()))?;
-    if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(data).map_err(|e| error(e.to_string()))?;
+    let mut clean = GitCommand::new(command.get_program()).args(command.get_args());
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            clean = clean.env(key, value);
+        }
     }
-    let out = child.wait_with_output().map_err(|e| error(e.to_string()))?;
-    if !out.status.success() {
-        return Err(error(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    clean
+        .run_with_input(input)
+        .map_err(|e| GitError::new(what, git_dir, e.detail()))
 }
 
 fn join(prefix: &str, name: &str) -> String {

@@ -10,8 +10,8 @@
 //! overwritten. What was set before is recorded, so `--uninstall` restores the
 //! repository exactly; installing again is harmless.
 
+use crate::process::GitCommand;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::git::Repo;
 use crate::published::PublishedRepo;
@@ -83,11 +83,10 @@ fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> InstallError {
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<(bool, String), InstallError> {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(dir)
+    let out = GitCommand::new("git")
+        .git_dir(dir)
         .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .into_std()
         .output()
         .map_err(|e| io("run git in", dir, e))?;
     Ok((

@@ -16,7 +16,8 @@
 //! - [`listing`]: every package revision, straight from refs;
 //! - [`proc_receive`]: the protocol git speaks with the `proc-receive` hook;
 //! - [`hook`]: the hook entry points (`cadgate-hook proc-receive`);
-//! - [`install`]: installing cadgate into a repository another Git server hosts.
+//! - [`install`]: installing cadgate into a repository another Git server hosts;
+//! - [`process`]: the one way cadgate starts git (clean environment, `--`, deadlines).
 
 pub mod audit;
 pub mod clone;
@@ -30,5 +31,6 @@ pub mod kptfile;
 pub mod lifecycle;
 pub mod listing;
 pub mod proc_receive;
+pub mod process;
 pub mod published;
 pub mod refs;

@@ -76,10 +76,10 @@ impl PublishedRepo {
     }
 
     fn git(&self, git_dir: &Path) -> Command {
-        let mut command = Command::new(&self.git);
+        let mut command = crate::process::GitCommand::new(&self.git)
+            .git_dir(git_dir)
+            .into_std();
         command
-            .arg("--git-dir")
-            .arg(git_dir)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env_remove("GIT_OBJECT_DIRECTORY")
             .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES")
@@ -107,10 +107,10 @@ impl PublishedRepo {
             if let Some(parent) = self.dir.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| self.error("create", e))?;
             }
-            let out = Command::new(&self.git)
+            let out = crate::process::GitCommand::new(&self.git)
                 .args(["init", "--bare", "--quiet", "--initial-branch", branch])
                 .arg(&self.dir)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .into_std()
                 .output()
                 .map_err(|e| self.error("init", e))?;
             if !out.status.success() {
