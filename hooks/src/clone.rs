@@ -32,9 +32,122 @@ pub enum CloneError {
     /// The source Kptfile cannot be read as YAML.
     #[error("the upstream Kptfile cannot be read: {0}")]
     Kptfile(String),
+    /// The upstream holds a path or an object git refuses (a `.git`
+    /// entry, a `.gitmodules` URL that is an option…).
+    #[error("{0}")]
+    Unsafe(String),
     /// Reading or writing objects failed.
     #[error(transparent)]
     Git(#[from] GitError),
+}
+
+/// Check a path the server is about to write into a tree it builds itself
+/// (relative to the package): no empty, `.` or `..` segment, and no segment
+/// git would take for its own directory — `.git` in any case, with the
+/// trailing dots and spaces Windows drops, its 8.3 short name `GIT~1`, or
+/// with the characters HFS+ ignores — as git's `verify_path` refuses them.
+pub fn check_tree_path(path: &str) -> Result<(), CloneError> {
+    let refuse = |why: &str| {
+        Err(CloneError::Unsafe(format!(
+            "the upstream path {path:?} {why}"
+        )))
+    };
+    if path.is_empty() {
+        return refuse("is empty");
+    }
+    for segment in path.split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return refuse("has an empty, '.' or '..' segment");
+        }
+        if segment.chars().any(char::is_control) {
+            return refuse("holds control characters");
+        }
+        if is_dotgit(segment) {
+            return refuse("names git's own directory (.git)");
+        }
+    }
+    Ok(())
+}
+
+/// Is `name` `.git` as git's NTFS and HFS+ protections see it?
+fn is_dotgit(name: &str) -> bool {
+    // HFS+ ignores these code points when comparing names.
+    let hfs: String = name
+        .chars()
+        .filter(
+            |c| !matches!(*c as u32, 0x200c..=0x200f | 0x202a..=0x202e | 0x206a..=0x206f | 0xfeff),
+        )
+        .collect();
+    // NTFS drops trailing dots and spaces and reads a `:stream` suffix.
+    let ntfs = hfs.split(':').next().unwrap_or_default();
+    let ntfs = ntfs.trim_end_matches(['.', ' ']).to_ascii_lowercase();
+    ntfs == ".git" || ntfs == "git~1"
+}
+
+/// Check the objects a tree the server built itself brought into the
+/// repository at `git_dir` (those `commit` reaches and its parents do not)
+/// with git's own object checks, as a push with `receive.fsckObjects` would
+/// be: they are packed and indexed with `index-pack --fsck-objects` in an
+/// empty repository under `scratch_root`, `.git`-like entries counted as
+/// errors.
+pub fn check_new_objects(
+    git: &std::path::Path,
+    git_dir: &std::path::Path,
+    commit: &str,
+    scratch_root: &std::path::Path,
+) -> Result<(), CloneError> {
+    use crate::process::GitCommand;
+    let listed = GitCommand::new(git)
+        .git_dir(git_dir)
+        .args(["rev-list", "--objects", commit, "--not"])
+        .arg(format!("{commit}^@"))
+        .run()?;
+    let objects: String = listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|oid| format!("{oid}\n"))
+        .collect();
+    let pack = GitCommand::new(git)
+        .git_dir(git_dir)
+        .args(["pack-objects", "--stdout", "-q"])
+        .output(Some(objects.as_bytes()))?;
+    if !pack.success {
+        return Err(GitError::new("pack-objects", git_dir, pack.stderr.trim()).into());
+    }
+    std::fs::create_dir_all(scratch_root)
+        .map_err(|e| GitError::new("create scratch", scratch_root, e))?;
+    let checking = scratch_root.join(format!(
+        "check-{}-{}",
+        std::process::id(),
+        &commit[..commit.len().min(16)]
+    ));
+    let _ = std::fs::remove_dir_all(&checking);
+    let result = (|| {
+        GitCommand::new(git)
+            .args(["init", "--bare", "--quiet"])
+            .arg(&checking)
+            .run()?;
+        GitCommand::new(git)
+            .git_dir(&checking)
+            .args(["index-pack", "--stdin", "--fsck-objects=hasDotgit=error"])
+            .output(Some(&pack.stdout))
+    })();
+    let _ = std::fs::remove_dir_all(&checking);
+    let indexed = result?;
+    if indexed.success {
+        return Ok(());
+    }
+    let reason = indexed
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: object"))
+        .map(|l| l.trim_start_matches("error: ").to_string());
+    match reason {
+        Some(reason) => Err(CloneError::Unsafe(format!(
+            "the package holds an object git refuses: {reason}"
+        ))),
+        None => Err(GitError::new("index-pack", git_dir, indexed.stderr.trim()).into()),
+    }
 }
 
 /// The files of the package at `directory` in `commit` of `source`, by path
@@ -65,6 +178,7 @@ pub fn package_files(
             .unwrap_or(&path)
             .trim_start_matches('/')
             .to_string();
+        check_tree_path(&relative)?;
         files.push((relative, data));
     }
     Ok(files)

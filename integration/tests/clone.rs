@@ -200,7 +200,13 @@ fn a_clone_from_a_git_url_fetches_the_ref_and_keeps_credentials_out() {
         &format!("refs/tags/{f}/v1"),
     )
     .expect("v1");
-    let host = start();
+    // The upstream is on loopback, which an admin must allow.
+    let host = CadgateServer {
+        server: Server::start(&format!(
+            "[server]\nfetch_allow = [\"127.0.0.1\"]\n\n{}",
+            scenarios::cadgate_config_with(|_| "published_anonymous = true\n".to_string())
+        )),
+    };
     let url = upstream
         .server
         .url_as(&TestUser::new("rita"), "published/root");

@@ -18,6 +18,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{ChildStdin, ChildStdout, Command};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
+use cadgate_hooks::process::{Finished, GitCommand};
+
 use crate::error::HttpError;
 use crate::observe::Metrics;
 
@@ -116,18 +118,11 @@ pub struct GitRunner {
 }
 
 impl GitRunner {
-    /// A runner for the `git` binary at `git`; children get `home` as HOME.
+    /// A runner for the `git` binary at `git`; children get `home` as HOME
+    /// and otherwise the clean environment every git child gets
+    /// ([`cadgate_hooks::process::base_env`]).
     pub fn new(git: PathBuf, home: PathBuf, limits: Limits, metrics: Arc<Metrics>) -> Self {
-        let mut base_env: Vec<(OsString, OsString)> = vec![
-            ("HOME".into(), home.into_os_string()),
-            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
-            ("GIT_CONFIG_GLOBAL".into(), "/dev/null".into()),
-            ("GIT_TERMINAL_PROMPT".into(), "0".into()),
-            ("LC_ALL".into(), "C".into()),
-        ];
-        if let Some(path) = std::env::var_os("PATH") {
-            base_env.push(("PATH".into(), path));
-        }
+        let base_env = cadgate_hooks::process::base_env(&home);
         Self {
             git,
             slots: Arc::new(Semaphore::new(limits.max_processes)),
@@ -187,6 +182,65 @@ impl GitRunner {
         };
         tokio::spawn(supervisor.watch(child, stdin_pipe, invocation.stdin, stderr, tx));
         Ok(Running { stdout, exit: rx })
+    }
+
+    /// Run a short git command the server itself needs (a fetch from a Git
+    /// URL, an `ls-remote`) in a slot of the same pool, to its end: killed,
+    /// with its process group, at the command's deadline (the pool's run
+    /// timeout when it has none). Returns what it printed and how it ended.
+    pub async fn run(&self, command: GitCommand) -> Result<Finished, HttpError> {
+        let _permit = self.take_slot().await?;
+        let deadline = command.deadline().unwrap_or(self.limits.run_timeout);
+        let label = command.describe();
+        let mut command = tokio::process::Command::from(command.timeout(deadline).into_std());
+        command.kill_on_drop(true);
+        let mut child = command.spawn().map_err(|e| {
+            tracing::error!(git = %self.git.display(), error = %e, "cannot start git");
+            HttpError::internal(format!(
+                "the server cannot run git ({e}); the operator should check server.git"
+            ))
+        })?;
+        self.metrics.git_processes.inc();
+        let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take())
+        else {
+            self.metrics.git_processes.dec();
+            return Err(HttpError::internal("git started without its output pipes"));
+        };
+        let out_reader = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let _ = stdout.read_to_end(&mut buf).await;
+            buf
+        });
+        let err_reader = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let _ = stderr.read_to_end(&mut buf).await;
+            buf
+        });
+        let (status, timed_out) = match tokio::time::timeout(deadline, child.wait()).await {
+            Ok(status) => (status.ok(), false),
+            Err(_) => {
+                tracing::warn!(git = %label, timeout_s = deadline.as_secs(), "git ran past its deadline; killing it");
+                // Not reaped yet: the id is still this child's group.
+                if let Some(pid) = child.id() {
+                    cadgate_hooks::process::kill_group(pid);
+                }
+                let _ = child.kill().await;
+                (child.wait().await.ok(), true)
+            }
+        };
+        self.metrics.git_processes.dec();
+        let stdout = out_reader.await.unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&err_reader.await.unwrap_or_default()).into_owned();
+        let finished = Finished {
+            success: !timed_out && status.is_some_and(|s| s.success()),
+            timed_out,
+            stdout,
+            stderr,
+        };
+        if !finished.success {
+            tracing::warn!(git = %label, status = ?status, timed_out, stderr = %finished.stderr.trim(), "git exited with failure");
+        }
+        Ok(finished)
     }
 
     async fn take_slot(&self) -> Result<OwnedSemaphorePermit, HttpError> {

@@ -23,6 +23,7 @@ pub mod auth;
 pub mod enforcement;
 pub mod error;
 pub mod events;
+pub mod fetch;
 pub mod git_process;
 pub mod observe;
 pub mod packages;

@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use cadgate_config::Role;
 use cadgate_hooks::clone::{
-    copy_commit, draft_commit, init_commit, package_files, upgrade_commit, CloneError, Origin,
-    Upgrade,
+    check_new_objects, copy_commit, draft_commit, init_commit, package_files, upgrade_commit,
+    CloneError, Origin, Upgrade,
 };
 use cadgate_hooks::git::{Repo, Signature};
 use cadgate_hooks::refs::Layout;
@@ -30,6 +30,7 @@ use serde::Deserialize;
 use crate::api::{self, RevisionJson};
 use crate::auth::{self, Principal};
 use crate::error::HttpError;
+use crate::fetch::{self, Scratch};
 use crate::repositories::Repository;
 use crate::service::{ResponseBody, State};
 
@@ -176,36 +177,53 @@ pub async fn create(
             .await?
         }
         (Some(from), None) => {
-            let origin = resolve(state, repo, principal, &headers, from).await?;
-            let source = source_repository(state, from);
+            let (origin, scratch) = resolve(state, repo, principal, &headers, from).await?;
+            let source = match (&scratch, source_repository(state, from)) {
+                (Some(scratch), _) => Some(scratch.dir().to_path_buf()),
+                (None, Some(source)) => Some(source.path.clone()),
+                (None, None) => None,
+            };
             let target = repo.clone();
+            let git = state.runner.git().to_path_buf();
+            let scratch_root = state.config.server.data_dir.join(".scratch");
             blocking(move || {
-                let git = Repo::open(&target.path)?;
+                let repo = Repo::with_git(git.clone(), &target.path)?;
                 let files = match source {
                     Some(source) => package_files(
-                        &Repo::open(&source.path)?,
+                        &Repo::with_git(git.clone(), &source)?,
                         &origin.commit,
                         &origin.directory,
                     )?,
-                    None => package_files(&git, &origin.commit, &origin.directory)?,
+                    None => package_files(&repo, &origin.commit, &origin.directory)?,
                 };
-                draft_commit(&git, &layout, &package, files, &origin, &author)
+                let commit = draft_commit(&repo, &layout, &package, files, &origin, &author)?;
+                check_new_objects(&git, &target.path, &commit, &scratch_root)?;
+                drop(scratch);
+                Ok(commit)
             })
             .await?
         }
         (None, Some(to)) => {
-            let plan = plan_upgrade(state, repo, principal, &package, to).await?;
+            let plan = plan_upgrade(state, repo, principal, &headers, &package, to).await?;
             let target = repo.clone();
             let upgrading = package.clone();
+            let git = state.runner.git().to_path_buf();
+            let scratch_root = state.config.server.data_dir.join(".scratch");
             let upgraded = blocking(move || {
-                let git = Repo::open(&target.path)?;
-                let source = match &plan.source {
-                    Some(source) => Repo::open(&source.path)?,
-                    None => git.clone(),
+                let repo = Repo::with_git(git.clone(), &target.path)?;
+                let source = match (&plan.scratch, &plan.source) {
+                    (Some(scratch), _) => Repo::with_git(git.clone(), scratch.dir())?,
+                    (None, Some(source)) => Repo::with_git(git.clone(), &source.path)?,
+                    (None, None) => repo.clone(),
                 };
                 let base = package_files(&source, &plan.base.commit, &plan.base.directory)?;
                 let new = package_files(&source, &plan.new.commit, &plan.new.directory)?;
-                upgrade_commit(&git, &layout, &upgrading, base, new, &plan.new, &author)
+                let upgraded =
+                    upgrade_commit(&repo, &layout, &upgrading, base, new, &plan.new, &author)?;
+                if let Upgrade::Draft(commit) = &upgraded {
+                    check_new_objects(&git, &target.path, commit, &scratch_root)?;
+                }
+                Ok(upgraded)
             })
             .await?;
             match upgraded {
@@ -265,7 +283,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| match e {
             CloneError::NotAPackage(m) => invalid(m),
             CloneError::Exists(m) => HttpError::new(StatusCode::CONFLICT, m).json("conflict"),
-            CloneError::Kptfile(_) => invalid(e.to_string()),
+            CloneError::Kptfile(_) | CloneError::Unsafe(_) => invalid(e.to_string()),
             CloneError::Git(e) => {
                 tracing::error!(error = %e, "cannot write the draft");
                 HttpError::internal("cannot write the draft; the server log says why")
@@ -308,9 +326,10 @@ fn conflict_response(
 
 /// Where an upgrade goes from and to.
 struct UpgradePlan {
-    /// The registered repository holding the upstream (`None`: its objects
-    /// were fetched into the target).
+    /// The registered repository holding the upstream.
     source: Option<Arc<Repository>>,
+    /// Or the scratch repository its revisions were fetched into.
+    scratch: Option<Scratch>,
     /// The upstream revision the package is at.
     base: Origin,
     /// The one it moves to.
@@ -321,6 +340,7 @@ async fn plan_upgrade(
     state: &State,
     repo: &Arc<Repository>,
     principal: &Principal,
+    headers: &HeaderMap,
     package: &cadgate_hooks::refs::PackagePath,
     to: &UpgradeTo,
 ) -> Result<UpgradePlan, HttpError> {
@@ -353,7 +373,7 @@ async fn plan_upgrade(
         .as_ref()
         .and_then(|l| api::registered_upstream(state, l))
         .map(|(repo, _, _)| repo);
-    let (source, new) = match registered {
+    let (source, scratch, new) = match registered {
         Some(source) => {
             let source = api::repository(state, principal, &source.config.name)?.clone();
             let layout = Layout::new(&source.config.branch, &source.config.directory);
@@ -375,43 +395,34 @@ async fn plan_upgrade(
                 reference: format!("{directory}/v{}", chosen.revision),
                 commit: chosen.commit.clone(),
             };
-            (Some(source), new)
+            (Some(source), None, new)
         }
         None => {
+            // Everything the Kptfile says is hostile: checked before git runs.
+            let url = fetch::check_url("the Kptfile's upstreamLock.git.repo", &lock.repo)?;
+            fetch::check_ref("the Kptfile's upstreamLock.git.ref", &lock.reference)?;
+            fetch::check_directory("the Kptfile's upstreamLock.git.directory", &directory)?;
+            let destination = fetch::destination(state, principal, headers, &url).await?;
             let revision = match to.revision {
                 Some(n) => n,
-                None => {
-                    latest_remote_revision(&state.config.server.git, &lock.repo, &directory).await?
-                }
+                None => fetch::latest_revision(state, &destination, &url, &directory).await?,
             };
-            let fetched = fetch_git(
-                &state.config.server.git,
-                repo,
-                &GitSource {
-                    repo: lock.repo.clone(),
-                    reference: lock.reference.clone(),
-                    directory: directory.clone(),
-                },
-            )
-            .await?;
-            if fetched.commit != lock.commit {
+            let wanted = format!("{directory}/v{revision}");
+            let (scratch, commits) =
+                fetch::fetch(state, &destination, &url, &[&lock.reference, &wanted]).await?;
+            if commits[0] != lock.commit {
                 return Err(invalid(format!(
                     "the upstream's {} is no longer the commit the Kptfile's upstreamLock names; upgrade by hand",
                     lock.reference
                 )));
             }
-            let mut new = fetch_git(
-                &state.config.server.git,
-                repo,
-                &GitSource {
-                    repo: lock.repo.clone(),
-                    reference: format!("{directory}/v{revision}"),
-                    directory: directory.clone(),
-                },
-            )
-            .await?;
-            new.repo = lock.repo.clone();
-            (None, new)
+            let new = Origin {
+                repo: url.shown(),
+                directory: directory.clone(),
+                reference: wanted,
+                commit: commits[1].clone(),
+            };
+            (None, Some(scratch), new)
         }
     };
     if let (Some(at), Some(to_revision)) = (at, api::revision_of(&new.reference, &directory)) {
@@ -423,37 +434,12 @@ async fn plan_upgrade(
             .json("conflict"));
         }
     }
-    Ok(UpgradePlan { source, base, new })
-}
-
-/// The highest N of the `directory/vN` tags at `url`.
-async fn latest_remote_revision(
-    git: &std::path::Path,
-    url: &str,
-    directory: &str,
-) -> Result<u64, HttpError> {
-    let out = tokio::process::Command::new(git)
-        .args([
-            "ls-remote",
-            "--tags",
-            url,
-            &format!("refs/tags/{directory}/v*"),
-        ])
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .await
-        .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .filter_map(|(_, name)| api::revision_of(name.strip_prefix("refs/tags/")?, directory))
-        .max()
-        .ok_or_else(|| {
-            invalid(format!(
-                "the upstream {} has no published revision of {directory}",
-                without_userinfo(url)
-            ))
-        })
+    Ok(UpgradePlan {
+        source,
+        scratch,
+        base,
+        new,
+    })
 }
 
 /// `POST /api/v1/repositories/{repo}/revisions/{name}/{action}`: move a
@@ -584,14 +570,14 @@ fn source_repository(state: &State, from: &CloneFrom) -> Option<Arc<Repository>>
 }
 
 /// Where the clone comes from, with its commit resolved (and, for a Git
-/// URL, its objects fetched into `target`).
+/// URL, the scratch repository its objects were fetched into).
 async fn resolve(
     state: &State,
-    target: &Arc<Repository>,
+    _target: &Arc<Repository>,
     principal: &Principal,
     headers: &HeaderMap,
     from: &CloneFrom,
-) -> Result<Origin, HttpError> {
+) -> Result<(Origin, Option<Scratch>), HttpError> {
     match (&from.repository, &from.git) {
         (Some(source), None) => {
             let package = from
@@ -615,7 +601,7 @@ async fn resolve(
                     from.revision.map_or("at all".to_string(), |n| format!("v{n}"))
                 ))
             })?;
-            Ok(Origin {
+            let origin = Origin {
                 repo: format!(
                     "{}/published/{source}.git",
                     state
@@ -628,9 +614,25 @@ async fn resolve(
                 directory: package.clone(),
                 reference: format!("{package}/v{}", chosen.revision),
                 commit: chosen.commit.clone(),
-            })
+            };
+            Ok((origin, None))
         }
-        (None, Some(git)) => fetch_git(&state.config.server.git, target, git).await,
+        (None, Some(git)) => {
+            let url = fetch::check_url("clone.git.repo", &git.repo)?;
+            fetch::check_ref("clone.git.ref", &git.reference)?;
+            fetch::check_directory("clone.git.directory", &git.directory)?;
+            let destination = fetch::destination(state, principal, headers, &url).await?;
+            let (scratch, commits) =
+                fetch::fetch(state, &destination, &url, &[&git.reference]).await?;
+            let origin = Origin {
+                // Credentials in the URL never go into the Kptfile.
+                repo: url.shown(),
+                directory: git.directory.trim_matches('/').to_string(),
+                reference: git.reference.clone(),
+                commit: commits[0].clone(),
+            };
+            Ok((origin, Some(scratch)))
+        }
         _ => Err(invalid(
             "clone needs either repository (with packageName and optional revision) or git (repo, ref, directory)",
         )),
@@ -652,81 +654,6 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("{scheme}://{host}")
 }
 
-/// Fetch `git.ref` from `git.repo` into the target repository (objects
-/// only: the temporary ref is removed again) and resolve its commit.
-async fn fetch_git(
-    binary: &std::path::Path,
-    target: &Arc<Repository>,
-    git: &GitSource,
-) -> Result<Origin, HttpError> {
-    if !(git.repo.starts_with("https://") || git.repo.starts_with("http://")) {
-        return Err(invalid("clone.git.repo must be an http:// or https:// URL"));
-    }
-    if git.reference.is_empty() || git.reference.starts_with('-') || git.reference.contains("..") {
-        return Err(invalid("clone.git.ref is not a ref name"));
-    }
-    // One temporary ref per fetch, so concurrent clones do not meet.
-    static FETCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let temporary = format!(
-        "refs/cadgate/clone/{}-{}",
-        std::process::id(),
-        FETCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    let path = target.path.clone();
-    let (url, reference) = (git.repo.clone(), git.reference.clone());
-    let fetched = tokio::process::Command::new(binary)
-        .arg("--git-dir")
-        .arg(&path)
-        .args([
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--depth",
-            "1",
-            &url,
-        ])
-        .arg(format!("+{reference}:{temporary}"))
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .await
-        .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?;
-    let commit = tokio::process::Command::new(binary)
-        .arg("--git-dir")
-        .arg(&path)
-        .args([
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("{temporary}^{{commit}}"),
-        ])
-        .output()
-        .await
-        .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?;
-    let _ = tokio::process::Command::new(binary)
-        .arg("--git-dir")
-        .arg(&path)
-        .args(["update-ref", "-d", &temporary])
-        .output()
-        .await;
-    if !fetched.status.success() || !commit.status.success() {
-        return Err(invalid(format!(
-            "cannot fetch {reference} from {url}: {}",
-            String::from_utf8_lossy(&fetched.stderr)
-                .lines()
-                .next()
-                .unwrap_or("no such ref")
-        )));
-    }
-    Ok(Origin {
-        // Credentials in the URL never go into the Kptfile.
-        repo: without_userinfo(&url),
-        directory: git.directory.trim_matches('/').to_string(),
-        reference,
-        commit: String::from_utf8_lossy(&commit.stdout).trim().to_string(),
-    })
-}
-
 async fn read_body(request: Request<Incoming>) -> Result<Vec<u8>, HttpError> {
     let limited = http_body_util::Limited::new(request.into_body(), MAX_BODY);
     limited
@@ -740,29 +667,4 @@ async fn read_body(request: Request<Incoming>) -> Result<Vec<u8>, HttpError> {
             )
             .json("too_large")
         })
-}
-
-/// `url` without a `user:password@` part.
-fn without_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    format!("{scheme}://{host}{path}")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn credentials_never_reach_the_kptfile() {
-        assert_eq!(
-            super::without_userinfo("https://u:secret@host:8080/x/y.git"),
-            "https://host:8080/x/y.git"
-        );
-        assert_eq!(
-            super::without_userinfo("https://host/x.git"),
-            "https://host/x.git"
-        );
-    }
 }

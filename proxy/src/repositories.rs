@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use cadgate_config::RepositoryConfig;
 use cadgate_hooks::forward::{read_credentials, Upstream};
+use cadgate_hooks::process::GitCommand;
 use cadgate_hooks::published::PublishedRepo;
 use cadgate_hooks::refs::Layout;
 use tokio::io::AsyncWriteExt;
@@ -370,25 +371,16 @@ async fn run(
     args: &[&str],
     input: Option<&str>,
 ) -> Result<String, String> {
-    let mut command = Command::new(git);
+    let mut clean = GitCommand::new(git);
     if let Some(dir) = git_dir {
-        command.arg("--git-dir").arg(dir);
+        clean = clean.git_dir(dir);
     }
-    command
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "cadgate")
-        .env("GIT_AUTHOR_EMAIL", "cadgate@localhost")
-        .env("GIT_COMMITTER_NAME", "cadgate")
-        .env("GIT_COMMITTER_EMAIL", "cadgate@localhost")
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = Command::from(clean.args(args).into_std());
+    command.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot run {} ({e}); set server.git", git.display()))?;

@@ -67,6 +67,8 @@ impl Server {
                 path: data_dir.clone(),
                 source,
             })?;
+        // Scratch repositories of server-side fetches a crash left behind.
+        let _ = tokio::fs::remove_dir_all(config.server.data_dir.join(".scratch")).await;
         let git = config.server.git.clone();
         check_git(&git).await?;
         let registry = Registry::open(&config.repositories, &config.server.data_dir, &git).await?;
@@ -90,11 +92,16 @@ impl Server {
         let listener = transport::bind(config.server.listen)
             .await
             .map_err(StartError::Bind)?;
+        // The address really bound (port 0 picks one): a fetch URL naming
+        // it names this server.
+        if let Ok(bound) = listener.local_addr() {
+            config.server.listen = bound;
+        }
         let metrics = Arc::new(Metrics::new());
         let run_timeout = Duration::from_secs(config.server.request_timeout_secs);
         let runner = GitRunner::new(
             git,
-            config.server.data_dir.clone(),
+            PathBuf::from(cadgate_hooks::process::NO_HOME),
             Limits {
                 max_processes: config.server.max_git_processes,
                 queue_timeout: Duration::from_secs(config.server.queue_timeout_secs),
@@ -173,11 +180,14 @@ async fn check_git(git: &std::path::Path) -> Result<(), StartError> {
         git: git.display().to_string(),
         detail,
     };
-    let output = tokio::process::Command::new(git)
-        .arg("--version")
-        .output()
-        .await
-        .map_err(|e| failure(e.to_string()))?;
+    let output = tokio::process::Command::from(
+        cadgate_hooks::process::GitCommand::new(git)
+            .arg("--version")
+            .into_std(),
+    )
+    .output()
+    .await
+    .map_err(|e| failure(e.to_string()))?;
     if !output.status.success() {
         return Err(failure(
             String::from_utf8_lossy(&output.stderr).trim().to_string(),
