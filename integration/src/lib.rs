@@ -108,7 +108,17 @@ impl Server {
         Self::start_in(config, Some(data_dir))
     }
 
+    /// Like [`Server::start`], with `env` set for the server process (a
+    /// HOME of the operator's, say).
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Server {
+        Self::start_env(config, None, env)
+    }
+
     fn start_in(config: &str, data_dir: Option<&Path>) -> Server {
+        Self::start_env(config, data_dir, &[])
+    }
+
+    fn start_env(config: &str, data_dir: Option<&Path>, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("cadgate.toml");
         std::fs::write(&file, config).expect("write config");
@@ -124,7 +134,7 @@ impl Server {
             "--data-dir".into(),
             data.display().to_string(),
         ];
-        Self::spawn(dir, data, &args)
+        Self::spawn(dir, data, &args, env)
     }
 
     /// Start the embedded default (`cadgate serve` without `--config`) on a
@@ -138,12 +148,18 @@ impl Server {
             "--data-dir".into(),
             data_dir.display().to_string(),
         ];
-        Self::spawn(dir, data_dir.to_path_buf(), &args)
+        Self::spawn(dir, data_dir.to_path_buf(), &args, &[])
     }
 
-    fn spawn(dir: tempfile::TempDir, data: PathBuf, args: &[String]) -> Server {
+    fn spawn(
+        dir: tempfile::TempDir,
+        data: PathBuf,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(cadgate_bin())
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
