@@ -402,4 +402,95 @@ mod tests {
             assert_eq!(value["kind"].as_str(), Some("Kptfile"));
         }
     }
+
+    #[test]
+    fn paths_git_would_take_for_its_own_are_refused() {
+        for path in [
+            ".git/config",
+            ".GIT",
+            "a/.Git/x",
+            "GIT~1",
+            "a/git~1/b",
+            ".git.",
+            ".git ",
+            ".git::$INDEX_ALLOCATION",
+            ".g\u{200c}it",
+            "\u{feff}.git",
+            "",
+            "a//b",
+            "a/../b",
+            "./a",
+            "a\nb",
+        ] {
+            assert!(
+                super::check_tree_path(path).is_err(),
+                "{path:?} was accepted"
+            );
+        }
+        for path in [
+            "Kptfile",
+            ".gitignore",
+            "a/.github/x",
+            "git",
+            "a.git/b",
+            ".gitmodules",
+        ] {
+            super::check_tree_path(path).expect(path);
+        }
+    }
+
+    #[test]
+    fn objects_a_push_would_refuse_are_refused_in_trees_the_server_builds() {
+        use crate::process::GitCommand;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = dir.path().join("r.git");
+        let git = std::path::Path::new("git");
+        GitCommand::new(git)
+            .args(["init", "--bare", "--quiet"])
+            .arg(&repo)
+            .run()
+            .expect("init");
+        let run = |args: &[&str], input: &str| {
+            GitCommand::new(git)
+                .git_dir(&repo)
+                .args(args)
+                .run_with_input(Some(input.as_bytes()))
+                .expect("git")
+                .trim()
+                .to_string()
+        };
+        let commit_with = |name: &str, content: &str| {
+            let blob = run(&["hash-object", "-w", "--stdin"], content);
+            let kpt = run(&["hash-object", "-w", "--stdin"], "kind: Kptfile\n");
+            let package = run(
+                &["mktree"],
+                &format!("100644 blob {kpt}\tKptfile\n100644 blob {blob}\t{name}\n"),
+            );
+            let root = run(&["mktree"], &format!("040000 tree {package}\tpkg\n"));
+            run(&["commit-tree", &root, "-m", "x"], "")
+        };
+        let scratch = dir.path().join("scratch");
+        let good = commit_with("data.yaml", "a: 1\n");
+        super::check_new_objects(git, &repo, &good, &scratch).expect("a plain package");
+        for (name, content, why) in [
+            (
+                ".gitmodules",
+                "[submodule \"x\"]\n\tpath = x\n\turl = --upload-pack=touch owned;\n",
+                "gitmodulesUrl",
+            ),
+            (".git", "x", "hasDotgit"),
+            ("GIT~1", "x", "hasDotgit"),
+        ] {
+            let bad = commit_with(name, content);
+            let error = super::check_new_objects(git, &repo, &bad, &scratch)
+                .expect_err(name)
+                .to_string();
+            assert!(error.contains(why), "{name}: {error}");
+        }
+        // A commit on top of another: only the new objects are checked, and
+        // the parent missing from the check's pack is no error.
+        let tree = run(&["rev-parse", &format!("{good}^{{tree}}")], "");
+        let child = run(&["commit-tree", &tree, "-p", &good, "-m", "again"], "");
+        super::check_new_objects(git, &repo, &child, &scratch).expect("a child commit");
+    }
 }

@@ -112,6 +112,10 @@ fn an_upgrade_whose_kptfile_names_an_option_as_its_upstream_runs_nothing() {
         "/api/v1/repositories/root/revisions",
         &serde_json::json!({"packageName": f, "workspaceName": "up", "upgrade": {}}).to_string(),
     );
+    assert!(
+        !marker.exists(),
+        "the Kptfile's upstream URL ran a command on the server"
+    );
     assert_eq!(
         (status, json["code"].as_str()),
         (422, Some("invalid")),
@@ -120,10 +124,6 @@ fn an_upgrade_whose_kptfile_names_an_option_as_its_upstream_runs_nothing() {
     assert!(
         error_of(&json).contains("must not start with '-'"),
         "{json}"
-    );
-    assert!(
-        !marker.exists(),
-        "the Kptfile's upstream URL ran a command on the server"
     );
     assert_eq!(
         server_git(&host.server.repo_dir("root"), &["for-each-ref"]),
