@@ -1,0 +1,225 @@
+//! What the published view holds, and what it refuses.
+//!
+//! **The cut.** The view holds the first-parent chain of each served tip
+//! (the branch, the `F/vN` tags) and, of every commit on it, its other
+//! parents — an approval commit's proposal tip, whose tree is the approved
+//! tree — but nothing behind those: they are the sibling's shallow commits.
+//!
+//! **Withdrawn objects.** A deleted revision stays in the branch's history.
+//! What a `want` may no longer name: its approval commit, its proposal tip,
+//! their root trees and the objects of its package in them, except those a
+//! tip still published (or its proposal tip) holds.
+
+use std::collections::BTreeSet;
+
+use super::{lines, read_oids, PublishedRepo};
+use crate::git::{GitError, Repo};
+
+/// The sibling's shallow commits once it holds `tips` (with `have`, the tip
+/// it already holds, and `old`, its shallow commits now): `old` plus the
+/// other parents of the new first-parent chain commits that the sibling does
+/// not hold whole (`incremental`: it holds its current refs' history).
+/// `None` when the new history runs through a commit of `old`, which only a
+/// rebuild can un-cut.
+pub(super) fn cut(
+    view: &PublishedRepo,
+    authoring: &Repo,
+    tips: &BTreeSet<&str>,
+    have: Option<&str>,
+    old: &BTreeSet<String>,
+    incremental: bool,
+) -> Result<Option<BTreeSet<String>>, GitError> {
+    let mut input = String::new();
+    for tip in tips {
+        input.push_str(tip);
+        input.push('\n');
+    }
+    if let Some(have) = have {
+        input.push_str(&format!("^{have}\n"));
+    }
+    let cut_file = view.cut_file(authoring, old)?;
+    let listed = view.run_at(
+        authoring.git_dir(),
+        cut_file.as_deref(),
+        &["rev-list", "--first-parent", "--parents", "--stdin"],
+        Some(&input),
+    )?;
+    let mut chain = BTreeSet::new();
+    let mut others = BTreeSet::new();
+    for line in listed.lines() {
+        let mut words = line.split_whitespace();
+        if let Some(commit) = words.next() {
+            chain.insert(commit.to_string());
+        }
+        words.next();
+        others.extend(words.map(str::to_string));
+    }
+    if chain.iter().any(|commit| old.contains(commit)) {
+        return Ok(None);
+    }
+    let candidates: BTreeSet<String> = others
+        .into_iter()
+        .filter(|commit| !chain.contains(commit) && !old.contains(commit))
+        .collect();
+    let mut new = BTreeSet::new();
+    if !candidates.is_empty() {
+        // A proposal tip whose parents are all published commits (a draft
+        // of one commit on the branch) hides nothing: it comes whole, so
+        // clients see no new shallow commit. Any other is cut.
+        let parents = parents_of(view, authoring.git_dir(), &candidates)?;
+        let mut asked = candidates.clone();
+        parents.values().flatten().for_each(|p| {
+            asked.insert(p.clone());
+        });
+        let held = if incremental {
+            held_whole(view, &asked, old)?
+        } else {
+            BTreeSet::new()
+        };
+        let published = |commit: &String| chain.contains(commit) || held.contains(commit);
+        for commit in candidates {
+            if published(&commit) {
+                continue;
+            }
+            let hides_nothing = parents
+                .get(&commit)
+                .is_some_and(|ps| ps.iter().all(published));
+            if !hides_nothing {
+                new.insert(commit);
+            }
+        }
+    }
+    // Where the authoring repository's own history is cut (a shallow
+    // repository), the sibling's is too.
+    let theirs = read_oids(&authoring.git_dir().join("shallow"));
+    new.extend(chain.intersection(&theirs).cloned());
+    let mut all = old.clone();
+    all.extend(new);
+    Ok(Some(all))
+}
+
+/// The parents of each of `commits` in the repository at `git_dir`.
+fn parents_of(
+    view: &PublishedRepo,
+    git_dir: &std::path::Path,
+    commits: &BTreeSet<String>,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, GitError> {
+    let listed = view.run_at(
+        git_dir,
+        None,
+        &["rev-list", "--no-walk=unsorted", "--parents", "--stdin"],
+        Some(&lines(commits)),
+    )?;
+    Ok(listed
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace().map(str::to_string);
+            words.next().map(|commit| (commit, words.collect()))
+        })
+        .collect())
+}
+
+/// Which of `commits` the sibling holds with their whole history: those it
+/// holds that are not among its shallow commits `old`.
+fn held_whole(
+    view: &PublishedRepo,
+    commits: &BTreeSet<String>,
+    old: &BTreeSet<String>,
+) -> Result<BTreeSet<String>, GitError> {
+    let checked = view.run(&["cat-file", "--batch-check"], Some(&lines(commits)))?;
+    Ok(checked
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some(oid), Some("commit")) if !old.contains(oid) => Some(oid.to_string()),
+                _ => None,
+            }
+        })
+        .collect())
+}
+
+/// The objects to refuse once the revisions `deleted` (package path, tag
+/// target) are gone, `live` being every tip still published. Read from the
+/// sibling, which holds them all.
+pub(super) fn withdrawn(
+    view: &PublishedRepo,
+    deleted: &[(String, &str)],
+    live: &[String],
+) -> Result<BTreeSet<String>, GitError> {
+    let mut refused = BTreeSet::new();
+    for (package, tip) in deleted {
+        // The approval commit and its proposal tip(s).
+        let commits = approval_and_proposal(view, &[tip.to_string()])?;
+        for commit in &commits {
+            refused.insert(commit.clone());
+            let root = view.run(
+                &["rev-parse", "--verify", &format!("{commit}^{{tree}}")],
+                None,
+            )?;
+            refused.insert(root.trim().to_string());
+            let entries = view.run(
+                &[
+                    "--literal-pathspecs",
+                    "ls-tree",
+                    "-r",
+                    "-t",
+                    "--full-tree",
+                    commit,
+                    "--",
+                    package,
+                ],
+                None,
+            )?;
+            for entry in entries.lines() {
+                if let Some(oid) = entry.split_whitespace().nth(2) {
+                    refused.insert(oid.to_string());
+                }
+            }
+        }
+    }
+    if refused.is_empty() || live.is_empty() {
+        return Ok(refused);
+    }
+    // Whatever a published tip or its proposal tip still holds stays served.
+    let commits = approval_and_proposal(view, live)?;
+    let objects = view.run(
+        &["rev-list", "--objects", "--no-walk=unsorted", "--stdin"],
+        Some(&lines(&commits)),
+    )?;
+    for line in objects.lines() {
+        if let Some(oid) = line.split_whitespace().next() {
+            refused.remove(oid);
+        }
+    }
+    Ok(refused)
+}
+
+/// `tips` peeled to commits, and each one's parents other than the first
+/// (an approval commit's proposal tip).
+fn approval_and_proposal(
+    view: &PublishedRepo,
+    tips: &[String],
+) -> Result<BTreeSet<String>, GitError> {
+    let mut input = String::new();
+    for tip in tips {
+        input.push_str(tip);
+        input.push('\n');
+    }
+    let listed = view.run(
+        &["rev-list", "--no-walk=unsorted", "--parents", "--stdin"],
+        Some(&input),
+    )?;
+    let mut commits = BTreeSet::new();
+    for line in listed.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        commits.extend(
+            words
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 1)
+                .map(|(_, w)| w.to_string()),
+        );
+    }
+    Ok(commits)
+}
