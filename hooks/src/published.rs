@@ -484,9 +484,7 @@ impl PublishedRepo {
     /// commits).
     fn prune(&self) -> Result<(), GitError> {
         let info = self.dir.join("objects").join("info");
-        for name in ["commit-graph"] {
-            let _ = std::fs::remove_file(info.join(name));
-        }
+        let _ = std::fs::remove_file(info.join("commit-graph"));
         let _ = std::fs::remove_dir_all(info.join("commit-graphs"));
         self.run(&["repack", "-a", "-d", "-q", "--write-bitmap-index"], None)?;
         self.run(&["prune", "--expire=now"], None)?;

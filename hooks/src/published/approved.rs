@@ -3,7 +3,9 @@
 //! **The cut.** The view holds the first-parent chain of each served tip
 //! (the branch, the `F/vN` tags) and, of every commit on it, its other
 //! parents — an approval commit's proposal tip, whose tree is the approved
-//! tree — but nothing behind those: they are the sibling's shallow commits.
+//! tree — but nothing behind those: such a proposal tip is one of the
+//! sibling's shallow commits, unless its own parents are all published (a
+//! one-commit draft), when it hides nothing and comes whole.
 //!
 //! **Withdrawn objects.** A deleted revision stays in the branch's history.
 //! What a `want` may no longer name: its approval commit, its proposal tip,
@@ -16,11 +18,12 @@ use super::{lines, read_oids, PublishedRepo};
 use crate::git::{GitError, Repo};
 
 /// The sibling's shallow commits once it holds `tips` (with `have`, the tip
-/// it already holds, and `old`, its shallow commits now): `old` plus the
-/// other parents of the new first-parent chain commits that the sibling does
-/// not hold whole (`incremental`: it holds its current refs' history).
-/// `None` when the new history runs through a commit of `old`, which only a
-/// rebuild can un-cut.
+/// it already holds, and `old`, its shallow commits now): `old` plus each
+/// other parent of the new first-parent chain commits that is not published
+/// whole and has a parent that is not published (`incremental`: the sibling
+/// holds its current refs' history, which counts as published; otherwise
+/// only the new chain does). `None` when the new history runs through a
+/// commit of `old`, which only a rebuild can un-cut.
 pub(super) fn cut(
     view: &PublishedRepo,
     authoring: &Repo,
