@@ -47,6 +47,9 @@ pub const GENERATION: &str = "cadgate-generation";
 /// next sync: cut, repacked, and its unreachable objects pruned.
 pub const FORMAT: &str = "cadgate-view-format";
 
+/// A scratch file in the sibling: the cut handed to git's `--shallow-file`.
+const CUT_FILE: &str = "cadgate-cut.tmp";
+
 /// The content of [`FORMAT`] for the current layout of the sibling.
 const FORMAT_VERSION: &str = "approved-history 1\n";
 
@@ -245,10 +248,10 @@ impl PublishedRepo {
             };
             self.copy_objects(authoring, &tips, have.map(String::as_str), &cut)?;
             if rebuild || cut.len() != old_cut.len() {
-                self.write_file("shallow", &lines(&cut))?;
+                self.write_cut(&cut)?;
             }
         } else if rebuild {
-            self.write_file("shallow", "")?;
+            self.write_cut(&BTreeSet::new())?;
         }
         // Deleted revisions are withdrawn before their tags disappear, so
         // there is no moment at which they are fetchable by SHA but untagged.
@@ -422,6 +425,7 @@ impl PublishedRepo {
         let packed = pack
             .wait_with_output()
             .map_err(|e| self.error("pack-objects", e))?;
+        self.remove_file(CUT_FILE)?;
         let indexed = index
             .wait_with_output()
             .map_err(|e| self.error("index-pack", e))?;
@@ -452,6 +456,16 @@ impl PublishedRepo {
         write_whole(&self.dir.join(name), text).map_err(|e| self.error(name, e))
     }
 
+    /// Make `cut` the sibling's shallow commits. None: no `shallow` file
+    /// (an empty one would still make git treat the repository as shallow).
+    fn write_cut(&self, cut: &BTreeSet<String>) -> Result<(), GitError> {
+        if cut.is_empty() {
+            self.remove_file("shallow")
+        } else {
+            self.write_file("shallow", &lines(cut))
+        }
+    }
+
     fn remove_file(&self, name: &str) -> Result<(), GitError> {
         match std::fs::remove_file(self.dir.join(name)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.error(name, e)),
@@ -472,8 +486,8 @@ impl PublishedRepo {
         if all.is_empty() {
             return Ok(None);
         }
-        let path = std::path::absolute(self.dir.join("cadgate-cut.tmp"))
-            .map_err(|e| self.error("cut", e))?;
+        let path =
+            std::path::absolute(self.dir.join(CUT_FILE)).map_err(|e| self.error("cut", e))?;
         write_whole(&path, &lines(&all)).map_err(|e| self.error("cut", e))?;
         Ok(Some(path))
     }

@@ -47,6 +47,7 @@ pub(super) fn cut(
         &["rev-list", "--first-parent", "--parents", "--stdin"],
         Some(&input),
     )?;
+    view.remove_file(super::CUT_FILE)?;
     let mut chain = BTreeSet::new();
     let mut others = BTreeSet::new();
     for line in listed.lines() {
