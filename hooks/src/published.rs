@@ -3,10 +3,11 @@
 //! the branch's first-parent chain, each approval commit and the proposal tip
 //! it approved (its other parent, whose tree is the approved tree). The
 //! sibling is a *shallow* repository whose `shallow` file lists every such
-//! proposal tip, so the draft history behind it (intermediate drafts, files
-//! removed before proposing, other workspaces merged in) is never copied and
-//! no request, not even a `want` by SHA, can reach it (contract §8). The
-//! authoring layout is untouched: the same commits, the same SHAs.
+//! proposal tip that has draft history behind it, so that history
+//! (intermediate drafts, files removed before proposing, other workspaces
+//! merged in) is never copied and no request, not even a `want` by SHA, can
+//! reach it (contract §8). The authoring layout is untouched: the same
+//! commits, the same SHAs. See docs/published-view.md.
 //!
 //! The lifecycle keeps it current: after a push that changed the branch or a
 //! tag is applied, the same hook run (still holding the repository's

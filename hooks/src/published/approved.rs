@@ -227,3 +227,168 @@ fn approval_and_proposal(
     }
     Ok(commits)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use crate::git::Repo;
+    use crate::published::PublishedRepo;
+    use crate::refs::Layout;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("--git-dir")
+            .arg(dir)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A commit of a tree holding `file` = `text`, with `parents`.
+    fn commit(dir: &Path, file: &str, text: &str, parents: &[&str]) -> String {
+        let blob = {
+            let mut child = Command::new("git")
+                .arg("--git-dir")
+                .arg(dir)
+                .args(["hash-object", "-w", "--stdin"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("git");
+            std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), text.as_bytes())
+                .expect("write");
+            let out = child.wait_with_output().expect("git");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let tree = {
+            let mut child = Command::new("git")
+                .arg("--git-dir")
+                .arg(dir)
+                .args(["mktree"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("git");
+            std::io::Write::write_all(
+                &mut child.stdin.take().expect("stdin"),
+                format!("100644 blob {blob}\t{file}\n").as_bytes(),
+            )
+            .expect("write");
+            let out = child.wait_with_output().expect("git");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let mut args = vec!["commit-tree", tree.as_str(), "-m", file];
+        for parent in parents {
+            args.extend(["-p", parent]);
+        }
+        git(dir, &args)
+    }
+
+    fn shallow(view: &Path) -> Vec<String> {
+        std::fs::read_to_string(view.join("shallow"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn has(view: &Path, oid: &str) -> bool {
+        Command::new("git")
+            .arg("--git-dir")
+            .arg(view)
+            .args(["cat-file", "-e", oid])
+            .status()
+            .expect("git")
+            .success()
+    }
+
+    #[test]
+    fn proposal_tips_are_cut_only_when_they_hide_draft_history() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let authoring = temp.path().join("a.git");
+        git(
+            temp.path(),
+            &["init", "-q", "--bare", authoring.to_str().expect("path")],
+        );
+        let view_dir = temp.path().join("v.git");
+        let view = PublishedRepo::at(&view_dir);
+        view.create("main").expect("create");
+        let layout = Layout::new("main", "");
+        let sync = || {
+            view.sync(&Repo::open(&authoring).expect("open"), &layout, None)
+                .expect("sync")
+        };
+        let base = commit(&authoring, "a", "base", &[]);
+        git(&authoring, &["update-ref", "refs/heads/main", &base]);
+        sync();
+        assert!(shallow(&view_dir).is_empty());
+
+        // A one-commit draft on the branch: nothing hidden, no cut.
+        let p1 = commit(&authoring, "a", "one", &[&base]);
+        let m1 = commit(&authoring, "a", "one", &[&base, &p1]);
+        git(&authoring, &["update-ref", "refs/heads/main", &m1]);
+        sync();
+        assert!(shallow(&view_dir).is_empty());
+        assert!(!view_dir.join("shallow").exists());
+
+        // A proposal whose tip is an earlier branch commit (a draft with no
+        // commit of its own): held whole already, no cut.
+        let m2 = commit(&authoring, "a", "one", &[&m1, &base]);
+        git(&authoring, &["update-ref", "refs/heads/main", &m2]);
+        sync();
+        assert!(shallow(&view_dir).is_empty());
+
+        // Two commits: the first is draft history, cut off.
+        let secret = commit(&authoring, "a", "secret", &[&m2]);
+        let p3 = commit(&authoring, "a", "three", &[&secret]);
+        let m3 = commit(&authoring, "a", "three", &[&m2, &p3]);
+        git(&authoring, &["update-ref", "refs/heads/main", &m3]);
+        git(&authoring, &["update-ref", "refs/tags/a/v1", &m3]);
+        sync();
+        assert_eq!(shallow(&view_dir), vec![p3.clone()]);
+        assert!(has(&view_dir, &p3) && !has(&view_dir, &secret));
+        git(&view_dir, &["fsck", "--no-progress"]);
+
+        // An older layout (everything copied, no cut) is rebuilt and pruned.
+        std::fs::remove_file(view_dir.join("shallow")).expect("shallow");
+        std::fs::remove_file(view_dir.join(super::super::FORMAT)).expect("format");
+        let pack = Command::new("git")
+            .arg("--git-dir")
+            .arg(&authoring)
+            .args(["pack-objects", "--all", "--stdout", "-q"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("git");
+        let mut index = Command::new("git")
+            .arg("--git-dir")
+            .arg(&view_dir)
+            .args(["index-pack", "--stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("git");
+        std::io::Write::write_all(&mut index.stdin.take().expect("stdin"), &pack.stdout)
+            .expect("write");
+        assert!(index.wait().expect("git").success());
+        assert!(has(&view_dir, &secret));
+        assert!(sync().rebuilt);
+        assert_eq!(shallow(&view_dir), vec![p3.clone()]);
+        assert!(!has(&view_dir, &secret));
+        git(&view_dir, &["fsck", "--no-progress"]);
+        assert!(!sync().rebuilt);
+    }
+}
