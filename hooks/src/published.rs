@@ -247,10 +247,13 @@ impl PublishedRepo {
                 self.remove_file(FORMAT)?;
                 return self.sync(authoring, layout, None);
             };
-            self.copy_objects(authoring, &tips, have.map(String::as_str), &cut)?;
+            // The cut is written before the objects come: a sync killed
+            // between the two must not leave a proposal tip held without its
+            // cut, which the next sync would take for a whole commit.
             if rebuild || cut.len() != old_cut.len() {
                 self.write_cut(&cut)?;
             }
+            self.copy_objects(authoring, &tips, have.map(String::as_str), &cut)?;
         } else if rebuild {
             self.write_cut(&BTreeSet::new())?;
         }
