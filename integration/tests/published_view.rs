@@ -379,3 +379,90 @@ print(repo[repo.refs[ref.encode()]].tree.decode())
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), tree);
 }
+
+/// Publish `content` from a draft of two commits (an intermediate one
+/// first), so the view cuts the proposal tip from its history.
+fn release_with_history(lab: &Lab, f: &str, ws: &str, content: &str) -> u64 {
+    let write = |text: &str| {
+        vec![
+            (format!("{f}/Kptfile"), Some(kptfile(f))),
+            (format!("{f}/data.yaml"), Some(text.to_string())),
+        ]
+    };
+    lab.commit(
+        "alice",
+        Some("origin/main"),
+        &write("draft: intermediate\n"),
+    );
+    lab.commit("alice", Some("HEAD"), &write(content));
+    lab.accept(
+        "alice",
+        &[&format!("+HEAD:refs/heads/drafts/{f}/{ws}")],
+        "saved draft",
+    );
+    lab.propose("alice", f, ws);
+    lab.publish("bob", f, ws)
+}
+
+/// What git clients see of the cut (docs/published-view.md, "What clients
+/// see"): a full clone is shallow; fetches with a depth (git-sync, kpt) and
+/// `--update-shallow` follow new publishes; a plain fetch that would bring
+/// a new cut is refused by git itself (a warning and nothing updated).
+#[test]
+fn a_clone_of_the_view_is_shallow_and_follows_with_a_depth() {
+    let transport = CadgateServer::start("");
+    let lab = Lab::new(&transport, ROOT, "shallow");
+    let f = lab.f();
+    assert_eq!(release_with_history(&lab, &f, "one", "n: 1\n"), 1);
+    let url = view_url(&transport.server, "rita", "root");
+    let client = GitClient::new();
+    client.git(&["clone", "-q", &url, "c"]);
+    assert_eq!(
+        client.git_in("c", &["rev-parse", "--is-shallow-repository"]),
+        "true"
+    );
+    let v1 = lab.server_ref(&format!("refs/tags/{f}/v1")).expect("v1");
+    let proposal = lab.server_git(&["rev-parse", &format!("{v1}^2")]);
+    // History: the approval commit and the reviewed proposal tip, no draft.
+    let history = client.git_in("c", &["rev-list", "HEAD"]);
+    assert!(history.contains(&proposal), "{history}");
+    let intermediate = lab.server_git(&["rev-parse", &format!("{proposal}^")]);
+    assert!(!history.contains(&intermediate), "{history}");
+
+    assert_eq!(release_with_history(&lab, &f, "two", "n: 2\n"), 2);
+    let main = lab.server_ref("refs/heads/main").expect("main");
+    // A plain fetch: git rejects the refs that need a new shallow commit,
+    // with a warning, and leaves them where they were.
+    let before = client.git_in("c", &["rev-parse", "origin/main"]);
+    let err = stderr(&client.git(&["-C", "c", "fetch", "-q", "origin"]));
+    assert!(
+        err.contains("shallow roots are not allowed to be updated"),
+        "{err}"
+    );
+    assert_eq!(client.git_in("c", &["rev-parse", "origin/main"]), before);
+    // A commit named by SHA, into a repository that is not shallow: git
+    // refuses (a warning or an error, by case).
+    let fresh = GitClient::new();
+    fresh.git(&["init", "-q", "u"]);
+    let out = fresh
+        .command(&["-C", "u", "fetch", "-q", &url, &main])
+        .output()
+        .expect("git fetch");
+    let err = stderr(&out);
+    assert!(
+        err.contains("shallow roots are not allowed to be updated")
+            || err.contains("did not send all necessary objects"),
+        "{err}"
+    );
+    // With a depth, it does.
+    fresh.git(&["-C", "u", "fetch", "-q", "--depth", "1", &url, &main]);
+    assert_eq!(fresh.git_in("u", &["rev-parse", "FETCH_HEAD"]), main);
+    client.git(&["-C", "c", "fetch", "-q", "--update-shallow", "origin"]);
+    assert_eq!(client.git_in("c", &["rev-parse", "origin/main"]), main);
+    let (sync, root) = git_sync_root(&url);
+    assert_eq!(git_sync_poll(&sync, &root, &url, "main", 500), main);
+    assert_eq!(
+        synced_file(&root, &format!("{f}/data.yaml")).as_deref(),
+        Some("n: 2\n")
+    );
+}

@@ -1,6 +1,9 @@
-//! The security regression suite (issue 12): one test per finding, each
-//! failing on the code before its fix.
+//! The security regression suite (issue 12): one module per finding area,
+//! in `tests/security/`, each test failing on the code before its fix.
+//! docs/security.md says what each defends.
 
 // A crate root's modules live beside it, so each part names its file.
 #[path = "security/fetch.rs"]
 mod fetch;
+#[path = "security/published.rs"]
+mod published;
