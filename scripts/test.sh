@@ -28,12 +28,16 @@ if ((${#need[@]})); then
   if [[ " ${need[*]} " == *" apache2 "* ]]; then $sudo_cmd service apache2 stop >/dev/null 2>&1 || true; fi
 fi
 
-# dulwich: a Git implementation other than git, for the published-view test.
-if ! python3 -c 'import dulwich' >/dev/null 2>&1; then
-  log "installing dulwich (python3 -m pip)"
-  python3 -m pip install --quiet --user 'dulwich>=0.22' 2>/dev/null \
-    || python3 -m pip install --quiet --user --break-system-packages 'dulwich>=0.22'
-fi
+# dulwich and pygit2 (libgit2): Git implementations other than git, for the
+# published-view tests.
+for module in "dulwich:dulwich>=0.22" "pygit2:pygit2>=1.14"; do
+  name="${module%%:*}" requirement="${module#*:}"
+  if ! python3 -c "import $name" >/dev/null 2>&1; then
+    log "installing $name (python3 -m pip)"
+    python3 -m pip install --quiet --user "$requirement" 2>/dev/null \
+      || python3 -m pip install --quiet --user --break-system-packages "$requirement"
+  fi
+done
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is not installed: install Rust with rustup (https://rustup.rs), then run this again" >&2

@@ -8,6 +8,7 @@
 pub mod answers;
 mod body;
 pub mod pktline;
+mod shallow_view;
 
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -405,7 +406,23 @@ async fn advertise(
         let _ = target.capabilities.set(capabilities.clone());
         return bytes_response(capabilities, &content_type);
     }
+    if published_v0_for_libgit2(target, &protocol, headers) {
+        let refs = shallow_view::without_shallow_lines(&collect(running).await?);
+        let mut body = preamble.to_vec();
+        body.extend_from_slice(&refs);
+        return bytes_response(Bytes::from(body), &content_type);
+    }
     stream_response(running, preamble, &content_type).await
+}
+
+/// A protocol v0 request to the published view from a client that cannot
+/// read a shallow server's advertisement ([`shallow_view`]).
+fn published_v0_for_libgit2(
+    target: &Target<'_>,
+    protocol: &Option<String>,
+    headers: &HeaderMap,
+) -> bool {
+    target.answers.is_some() && !is_v2(protocol) && shallow_view::needs_help(headers, target.path)
 }
 
 /// All of a (small) git output, once git has exited successfully.
@@ -444,6 +461,7 @@ async fn upload_pack(
 ) -> Result<Response<ResponseBody>, HttpError> {
     let limit = state.config.server.max_request_bytes;
     let protocol = git_protocol(request.headers())?.unwrap_or_default();
+    let request_headers = &request.headers().clone();
     let encoding = Encoding::from_headers(request.headers())?;
     if encoding == Encoding::Identity {
         body::check_declared_length(
@@ -493,6 +511,12 @@ async fn upload_pack(
         if let Some(answer) = answers.get(generation, &protocol, &buf) {
             exchange.set_replayed();
             return bytes_response(answer, "application/x-git-upload-pack-result");
+        }
+    }
+    let protocol_header = (!protocol.is_empty()).then(|| protocol.clone());
+    if published_v0_for_libgit2(target, &protocol_header, request_headers) {
+        if let Some(deepened) = shallow_view::with_unbounded_depth(&buf) {
+            buf = deepened;
         }
     }
     let body = Bytes::from(buf);
