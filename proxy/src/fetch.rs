@@ -454,15 +454,31 @@ pub async fn fetch(
         tracing::warn!(url = %url.shown(), timed_out = finished.timed_out, stderr = %finished.stderr.trim(), "a server-side fetch failed");
         return Err(cannot_fetch(url));
     }
+    let git = state.runner.git().to_path_buf();
+    let dir = scratch.dir().to_path_buf();
+    let count = refs.len();
+    let resolved = tokio::task::spawn_blocking(move || {
+        (0..count)
+            .map(|i| {
+                GitCommand::new(&git)
+                    .git_dir(&dir)
+                    .args(["rev-parse", "--verify", "--quiet"])
+                    .arg(format!("refs/fetched/{i}^{{commit}}"))
+                    .run()
+                    .map(|c| c.trim().to_string())
+                    .ok()
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?;
     let mut commits = Vec::new();
-    for i in 0..refs.len() {
-        let commit = GitCommand::new(state.runner.git())
-            .git_dir(scratch.dir())
-            .args(["rev-parse", "--verify", "--quiet"])
-            .arg(format!("refs/fetched/{i}^{{commit}}"))
-            .run()
-            .map_err(|_| invalid(format!("{} of {} is not a commit", refs[i], url.shown())))?;
-        commits.push(commit.trim().to_string());
+    for (reference, commit) in refs.iter().zip(resolved) {
+        commits.push(
+            commit.ok_or_else(|| {
+                invalid(format!("{reference} of {} is not a commit", url.shown()))
+            })?,
+        );
     }
     Ok((scratch, commits))
 }

@@ -177,7 +177,7 @@ pub async fn create(
             .await?
         }
         (Some(from), None) => {
-            let (origin, scratch) = resolve(state, repo, principal, &headers, from).await?;
+            let (origin, scratch) = resolve(state, principal, &headers, from).await?;
             let source = match (&scratch, source_repository(state, from)) {
                 (Some(scratch), _) => Some(scratch.dir().to_path_buf()),
                 (None, Some(source)) => Some(source.path.clone()),
@@ -573,7 +573,6 @@ fn source_repository(state: &State, from: &CloneFrom) -> Option<Arc<Repository>>
 /// URL, the scratch repository its objects were fetched into).
 async fn resolve(
     state: &State,
-    _target: &Arc<Repository>,
     principal: &Principal,
     headers: &HeaderMap,
     from: &CloneFrom,
