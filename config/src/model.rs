@@ -66,7 +66,7 @@ pub struct ServerConfig {
     /// (default 64).
     pub max_connections_per_client: usize,
     /// `max_buffered_request_bytes`: request bytes held in memory at once by
-    /// all requests together beyond each one's first 64 KiB (default 64 MiB).
+    /// all requests together beyond each one's first 64 KiB (default 32 MiB).
     pub max_buffered_request_bytes: u64,
     /// `anonymous_git_share`: percent of `max_git_processes` requests without
     /// a user may hold together (default 50).
@@ -96,7 +96,7 @@ impl Default for ServerConfig {
             write_timeout_secs: 60,
             max_connections: 512,
             max_connections_per_client: 64,
-            max_buffered_request_bytes: 64 << 20,
+            max_buffered_request_bytes: 32 << 20,
             anonymous_git_share: 50,
             max_anonymous_git_per_client: 4,
             git: PathBuf::from("git"),

@@ -68,10 +68,11 @@ pub fn authenticate(config: &Config, headers: &HeaderMap) -> Result<Option<Princ
 
 /// The answer for a repository that does not exist or that the user holds no
 /// role on: the same for both, so it tells neither.
-pub fn unknown_repository(repository: &str) -> HttpError {
-    HttpError::not_found(format!(
-        "repository '{repository}' is not registered on this server, or you have no role on it"
-    ))
+/// It does not repeat the name, so its length tells nothing either.
+pub fn unknown_repository(_repository: &str) -> HttpError {
+    HttpError::not_found(
+        "this repository is not registered on this server, or you have no role on it",
+    )
 }
 
 /// Who reads a repository: a user (with their role, if any) or nobody.

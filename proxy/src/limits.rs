@@ -105,13 +105,10 @@ impl ClientLimits {
             .anonymous_by_ip
             .take(caller.ip, self.anonymous_per_client)
             .ok_or_else(|| {
-                HttpError::busy(
-                    format!(
-                        "too many git requests without a user from your address at once (server.max_anonymous_git_per_client = {}); retry shortly or authenticate",
-                        self.anonymous_per_client
-                    ),
-                    1,
-                )
+                anonymous_refused(format!(
+                    "too many git requests without a user from your address at once (server.max_anonymous_git_per_client = {})",
+                    self.anonymous_per_client
+                ), 1)
             })?;
         let slots = self.anonymous_slots.clone();
         let permit = if self.queue_timeout.is_zero() {
@@ -123,9 +120,9 @@ impl ClientLimits {
                 .and_then(Result::ok)
         };
         let permit = permit.ok_or_else(|| {
-            HttpError::busy(
+            anonymous_refused(
                 format!(
-                    "the server is busy: all {} git slots for requests without a user stayed taken for {} s; retry shortly or authenticate",
+                    "all {} git slots for requests without a user stayed taken for {} s",
                     self.anonymous_total,
                     self.queue_timeout.as_secs()
                 ),
@@ -146,6 +143,19 @@ impl ClientLimits {
             kib: 0,
         }
     }
+}
+
+/// The answer to an anonymous request over its class's limits: 401 with the
+/// Basic challenge (and a retry hint), not 503, because git sends no
+/// credentials to a view anyone may read until it is asked for them: a
+/// client that has credentials then retries as its user, who is always
+/// served, and one without sees why.
+fn anonymous_refused(why: String, retry_after: u64) -> HttpError {
+    let mut error = HttpError::unauthorized(format!(
+        "the server is busy with requests without a user ({why}); authenticate to be served, or retry shortly"
+    ));
+    error.retry_after = Some(retry_after);
+    error
 }
 
 /// An open connection's place; dropping it frees the place.

@@ -145,9 +145,22 @@ pub async fn read_rest(
         if (buf.len() + n) as u64 > limit {
             return Err(HttpError::too_large(what, limit, "max_request_bytes"));
         }
-        grant.cover(buf.len() + n)?;
-        buf.extend_from_slice(&chunk[..n]);
+        append(buf, &chunk[..n], grant)?;
     }
+}
+
+/// Append `data` to `buf`, charging `grant` for the memory `buf` then holds
+/// (its capacity, grown by half at a time, not doubled), so the budget
+/// bounds what is allocated, not only what is filled.
+pub fn append(buf: &mut Vec<u8>, data: &[u8], grant: &mut BufferGrant) -> Result<(), HttpError> {
+    let needed = buf.len() + data.len();
+    if needed > buf.capacity() {
+        let capacity = needed.max(buf.capacity() + buf.capacity() / 2);
+        grant.cover(capacity)?;
+        buf.reserve_exact(capacity - buf.len());
+    }
+    buf.extend_from_slice(data);
+    Ok(())
 }
 
 /// The message for a body that could not be read.

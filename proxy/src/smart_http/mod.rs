@@ -58,12 +58,10 @@ pub async fn serve(
         found.is_some(),
         view == View::Published && found.is_some_and(|r| r.config.published_anonymous),
         || match view {
-            View::Authoring => {
-                format!("repository '{repository}' needs a user name and token (HTTP Basic)")
+            View::Authoring => "this repository needs a user name and token (HTTP Basic)".into(),
+            View::Published => {
+                "this published view needs a user name and token (HTTP Basic)".into()
             }
-            View::Published => format!(
-                "the published view of '{repository}' needs a user name and token (HTTP Basic)"
-            ),
         },
     )?;
     if let Some(principal) = &access.principal {
@@ -519,7 +517,7 @@ async fn upload_pack(
             )
             .await;
         }
-        grant.cover(buf.len())?;
+        grant.cover(buf.capacity())?;
         body::read_rest(
             &mut reader,
             &mut buf,
@@ -654,8 +652,7 @@ async fn receive_pack(
                 "the request body ends before the command list's flush packet".to_string()
             }));
         }
-        grant.cover(head.len() + n)?;
-        head.extend_from_slice(&chunk[..n]);
+        body::append(&mut head, &chunk[..n], &mut grant)?;
     }
     let admitted = state.limits.git(caller).await?;
     let running = state
