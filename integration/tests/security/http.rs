@@ -486,8 +486,7 @@ fn a_foreign_last_event_id_tells_nothing() {
     root.draft("alice", &f, "ws", "n: 2\n");
     let auth = basic(&otto);
     let path = "/api/v1/events?repository=root";
-    let mut next = 3;
-    for last_id in ["nested:1", "nested:999", "nope:1"] {
+    for (next, last_id) in (3..).zip(["nested:1", "nested:999", "nope:1"]) {
         let mut stream = open_stream(server, path, &auth, last_id);
         root.draft("alice", &f, "ws", &format!("n: {next}\n"));
         assert_eq!(
@@ -495,6 +494,5 @@ fn a_foreign_last_event_id_tells_nothing() {
             format!("root:{next}"),
             "Last-Event-ID {last_id} resumed from the past"
         );
-        next += 1;
     }
 }
