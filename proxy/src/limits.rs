@@ -208,6 +208,7 @@ struct Counts(Arc<Mutex<HashMap<IpAddr, usize>>>);
 impl Counts {
     /// Count one more for `ip` if it holds fewer than `max`.
     fn take(&self, ip: IpAddr, max: usize) -> Option<Counted> {
+        let ip = client_of(ip);
         let mut map = self.0.lock().ok()?;
         let n = map.entry(ip).or_insert(0);
         if *n >= max {
@@ -218,6 +219,21 @@ impl Counts {
             counts: self.clone(),
             ip,
         })
+    }
+}
+
+/// The client an address belongs to: an IPv4 address (also when written as
+/// IPv4-mapped IPv6), or an IPv6 /64, which one host usually holds whole.
+fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -299,6 +315,18 @@ mod tests {
         assert!(limits.connection(ip(3)).is_none(), "3 in total");
         drop(a1);
         assert!(limits.connection(ip(3)).is_some());
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_client() {
+        let limits = ClientLimits::new(&config());
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("address");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("address");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("address");
+        let _a = limits.connection(a);
+        let _b = limits.connection(b);
+        assert!(limits.connection(a).is_none(), "2 per client");
+        assert!(limits.connection(other).is_some());
     }
 
     #[test]
