@@ -25,6 +25,13 @@ const SERVER_KEYS: &[&str] = &[
     "request_timeout_secs",
     "max_request_bytes",
     "max_push_bytes",
+    "body_timeout_secs",
+    "write_timeout_secs",
+    "max_connections",
+    "max_connections_per_client",
+    "max_buffered_request_bytes",
+    "anonymous_git_share",
+    "max_anonymous_git_per_client",
     "git",
     "public_url",
     "fetch_allow",
@@ -206,6 +213,27 @@ impl Walk<'_> {
         }
         if let Some(n) = s.integer("max_push_bytes", 1024, u64::MAX >> 1) {
             server.max_push_bytes = n;
+        }
+        if let Some(n) = s.integer("body_timeout_secs", 1, 3600) {
+            server.body_timeout_secs = n;
+        }
+        if let Some(n) = s.integer("write_timeout_secs", 1, 3600) {
+            server.write_timeout_secs = n;
+        }
+        if let Some(n) = s.integer("max_connections", 1, 1 << 20) {
+            server.max_connections = n as usize;
+        }
+        if let Some(n) = s.integer("max_connections_per_client", 1, 1 << 20) {
+            server.max_connections_per_client = n as usize;
+        }
+        if let Some(n) = s.integer("max_buffered_request_bytes", 1 << 20, 1 << 40) {
+            server.max_buffered_request_bytes = n;
+        }
+        if let Some(n) = s.integer("anonymous_git_share", 1, 100) {
+            server.anonymous_git_share = n;
+        }
+        if let Some(n) = s.integer("max_anonymous_git_per_client", 1, 4096) {
+            server.max_anonymous_git_per_client = n as usize;
         }
         if let Some((git, span)) = s.string("git") {
             if git.is_empty() {

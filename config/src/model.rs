@@ -54,6 +54,26 @@ pub struct ServerConfig {
     pub max_request_bytes: u64,
     /// `max_push_bytes`: push body limit (default 4 GiB).
     pub max_push_bytes: u64,
+    /// `body_timeout_secs`: a request body that sends nothing for this long
+    /// is cut and its git child stopped (default 30).
+    pub body_timeout_secs: u64,
+    /// `write_timeout_secs`: a client that reads nothing of its answer for
+    /// this long is disconnected and its git child stopped (default 60).
+    pub write_timeout_secs: u64,
+    /// `max_connections`: open client connections at once (default 512).
+    pub max_connections: usize,
+    /// `max_connections_per_client`: open connections from one IP address
+    /// (default 64).
+    pub max_connections_per_client: usize,
+    /// `max_buffered_request_bytes`: request bytes held in memory at once by
+    /// all requests together beyond each one's first 64 KiB (default 32 MiB).
+    pub max_buffered_request_bytes: u64,
+    /// `anonymous_git_share`: percent of `max_git_processes` requests without
+    /// a user may hold together (default 50).
+    pub anonymous_git_share: u64,
+    /// `max_anonymous_git_per_client`: git processes anonymous requests from
+    /// one IP address may hold (default 4).
+    pub max_anonymous_git_per_client: usize,
     /// `git`: the git binary (default `git`).
     pub git: PathBuf,
     /// `public_url`: the base URL clients reach this server at (behind a
@@ -166,6 +186,13 @@ impl Default for ServerConfig {
             request_timeout_secs: 3600,
             max_request_bytes: 64 << 20,
             max_push_bytes: 4 << 30,
+            body_timeout_secs: 30,
+            write_timeout_secs: 60,
+            max_connections: 512,
+            max_connections_per_client: 64,
+            max_buffered_request_bytes: 32 << 20,
+            anonymous_git_share: 50,
+            max_anonymous_git_per_client: 4,
             git: PathBuf::from("git"),
             public_url: None,
             fetch_allow: Vec::new(),

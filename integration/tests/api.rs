@@ -250,9 +250,10 @@ fn repositories_are_listed_to_those_who_may_read_them() {
         Some(&TestUser::new("outsider")),
         "/api/v1/repositories/root/revisions",
     );
+    // Like a missing repository (issue 12, finding 9).
     assert_eq!(
         (status, body["code"].as_str()),
-        (403, Some("forbidden")),
+        (404, Some("not_found")),
         "{body}"
     );
 }

@@ -558,13 +558,14 @@ fn the_event_stream_refuses_bad_requests_with_json_errors() {
     );
     let post = server.request("POST", "/api/v1/events", &[("Authorization", &auth)], b"");
     assert_eq!(post.status, 405);
-    // A repository the user has no role on.
+    // A repository the user has no role on answers like a missing one
+    // (issue 12, finding 9).
     let outsider_auth = basic(&outsider);
     json(
-        403,
+        404,
         "/api/v1/events?repository=root",
         &[("Authorization", &outsider_auth)],
-        "forbidden",
+        "not_found",
     );
     // An unfiltered stream carries only the repositories the user may read.
     let theirs = SseClient::connect(

@@ -5,5 +5,7 @@
 // A crate root's modules live beside it, so each part names its file.
 #[path = "security/fetch.rs"]
 mod fetch;
+#[path = "security/http.rs"]
+mod http;
 #[path = "security/published.rs"]
 mod published;

@@ -305,11 +305,12 @@ fn authentication_and_roles() {
     assert!(message.contains("403"), "{message}");
     assert!(message.contains("pushing needs 'author'"), "{message}");
 
-    // A user whose globs exclude the repository.
+    // A user whose globs exclude the repository: told it is not there
+    // (issue 12, finding 9: the same answer as for a missing repository).
     let otto = TestUser::new("otto");
     let out = GitClient::new().git_fails(&["clone", "-q", &server.url_as(&otto, "demo"), "o"]);
     assert!(
-        stderr(&out).contains("no access to repository 'demo'"),
+        stderr(&out).contains("not found") || stderr(&out).contains("404"),
         "{}",
         stderr(&out)
     );
@@ -322,10 +323,11 @@ fn authentication_and_roles() {
                 b""
             )
             .status,
-        403
+        404
     );
 
-    // Unknown repository: 404, for git and raw HTTP.
+    // Unknown repository: 404 for a user, 401 without credentials (as for
+    // a repository that exists).
     let out = GitClient::new().git_fails(&["clone", "-q", &server.url_as(&alice(), "nope"), "n"]);
     assert!(
         stderr(&out).contains("not found") || stderr(&out).contains("404"),
@@ -336,7 +338,7 @@ fn authentication_and_roles() {
         server
             .get("/nope.git/info/refs?service=git-upload-pack")
             .status,
-        404
+        401
     );
     assert_eq!(
         server

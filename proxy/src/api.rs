@@ -173,12 +173,10 @@ pub(crate) fn repository<'s>(
     principal: &Principal,
     name: &str,
 ) -> Result<&'s Arc<Repository>, HttpError> {
-    let repo = state.registry.get(name).ok_or_else(|| {
-        HttpError::not_found(format!(
-            "repository '{name}' is not registered on this server"
-        ))
-        .json("not_found")
-    })?;
+    let repo = state
+        .registry
+        .get(name)
+        .ok_or_else(|| auth::unknown_repository(name).json("not_found"))?;
     readable(state, principal, name)?;
     Ok(repo)
 }
@@ -191,7 +189,7 @@ fn readable(state: &State, principal: &Principal, name: &str) -> Result<Role, Ht
         Role::Reader,
         "reading its package revisions",
     )
-    .map_err(|e| e.json("forbidden"))
+    .map_err(HttpError::json_by_status)
 }
 
 fn repository_json(repo: &Repository) -> serde_json::Value {

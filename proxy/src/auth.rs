@@ -3,6 +3,14 @@
 //! Tokens are stored as SHA-256 digests in the config and compared in constant
 //! time. The role a request needs is decided by its caller; this module only
 //! authenticates and checks a user's role on one repository.
+//!
+//! Existence is a secret too: a client without credentials is asked for
+//! them (401) whether or not the repository it names exists, and a user is
+//! told "not registered, or no role" (404) alike for a repository that does
+//! not exist and for one they hold no role on. Only a user with some role on
+//! a repository learns from a 403 which role an action needs. Every route
+//! (Git, published view, API, events) decides through [`access`] or
+//! [`authorize`], so the answers are the same bytes either way.
 
 use base64::Engine as _;
 use cadgate_config::{Config, Role};
@@ -58,7 +66,73 @@ pub fn authenticate(config: &Config, headers: &HeaderMap) -> Result<Option<Princ
     }
 }
 
-/// Require that `principal` holds at least `needed` on `repository`.
+/// The answer for a repository that does not exist or that the user holds no
+/// role on: the same for both, so it tells neither.
+/// It does not repeat the name, so its length tells nothing either.
+pub fn unknown_repository(_repository: &str) -> HttpError {
+    HttpError::not_found(
+        "this repository is not registered on this server, or you have no role on it",
+    )
+}
+
+/// Who reads a repository: a user (with their role, if any) or nobody.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// The authenticated user; `None`: anonymous.
+    pub principal: Option<Principal>,
+    /// Their role on the repository (`None` for anonymous readers, and for
+    /// users without a role on a view anyone may read).
+    pub role: Option<Role>,
+}
+
+/// Decide who may address repository `name` (registered or not: `exists`),
+/// answering a missing repository exactly like one the caller may not see.
+///
+/// - no credentials: allowed when `anonymous` (anyone may read it, and it
+///   exists); otherwise 401 with `challenge`, which must not depend on
+///   whether the repository exists;
+/// - wrong credentials: 401 (on a view anyone may read they count as none);
+/// - a user: allowed when they hold a role on it (or anyone may read it);
+///   otherwise [`unknown_repository`].
+pub fn access(
+    config: &Config,
+    headers: &HeaderMap,
+    name: &str,
+    exists: bool,
+    anonymous: bool,
+    challenge: impl FnOnce() -> String,
+) -> Result<Access, HttpError> {
+    let public = exists && anonymous;
+    let principal = match authenticate(config, headers) {
+        Ok(principal) => principal,
+        Err(_) if public => None,
+        Err(e) => return Err(e),
+    };
+    let Some(principal) = principal else {
+        return if public {
+            Ok(Access {
+                principal: None,
+                role: None,
+            })
+        } else {
+            Err(HttpError::unauthorized(challenge()))
+        };
+    };
+    let role = config
+        .user(&principal.name)
+        .and_then(|user| user.role_for(name))
+        .filter(|_| exists);
+    if role.is_none() && !public {
+        return Err(unknown_repository(name));
+    }
+    Ok(Access {
+        principal: Some(principal),
+        role,
+    })
+}
+
+/// Require that `principal` holds at least `needed` on `repository`; a user
+/// with no role at all gets [`unknown_repository`].
 pub fn authorize(
     config: &Config,
     principal: &Principal,
@@ -75,10 +149,7 @@ pub fn authorize(
             "user '{}' has role '{role}' on repository '{repository}'; {action} needs '{needed}' or higher",
             principal.name
         ))),
-        None => Err(HttpError::forbidden(format!(
-            "user '{}' has no access to repository '{repository}'; {action} needs '{needed}' or higher",
-            principal.name
-        ))),
+        None => Err(unknown_repository(repository)),
     }
 }
 

@@ -100,6 +100,20 @@ impl HttpError {
         }
     }
 
+    /// Answer as a JSON error with the code its status implies
+    /// (`unauthorized`, `forbidden`, `not_found`, …).
+    pub fn json_by_status(self) -> Self {
+        let code = match self.status {
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::SERVICE_UNAVAILABLE => "busy",
+            _ => "internal",
+        };
+        self.json(code)
+    }
+
     /// Answer as a JSON error with this machine-readable code.
     pub fn json(mut self, code: &'static str) -> Self {
         self.json_code = Some(code);

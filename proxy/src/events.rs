@@ -202,9 +202,7 @@ pub async fn serve(
     let repositories: Vec<String> = match &query.repository {
         Some(name) => {
             if state.events.log(name).is_none() {
-                return Err(json(HttpError::not_found(format!(
-                    "repository '{name}' is not registered on this server"
-                ))));
+                return Err(json(auth::unknown_repository(name)));
             }
             exchange.set_repository(name);
             auth::authorize(
@@ -227,7 +225,13 @@ pub async fn serve(
             })
             .collect(),
     };
-    let resume = last_event_id(request.headers());
+    // An id naming a repository the user cannot read (or none at all) is
+    // treated as unknown: it must not tell whether that event exists or
+    // when it happened.
+    let resume = last_event_id(request.headers()).filter(|(repo, _)| {
+        state.events.log(repo).is_some()
+            && auth::authorize(&state.config, &principal, repo, Role::Reader, "").is_ok()
+    });
     let mut cursors = Vec::new();
     for name in &repositories {
         let Some(path) = state.events.log(name) else {

@@ -9,6 +9,7 @@
 //! - [`auth`]: HTTP Basic users and tokens, roles per repository;
 //! - [`smart_http`]: the smart-HTTP protocol, with git doing the pack work;
 //! - [`git_process`]: the bounded pool of git children;
+//! - [`limits`]: what one client or the anonymous class may take;
 //! - [`repositories`]: registered repositories on disk;
 //! - [`enforcement`]: pointing git's receive-pack at cadgate's hooks;
 //! - [`events`]: lifecycle events as server-sent events and webhooks;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod fetch;
 pub mod git_process;
+pub mod limits;
 pub mod observe;
 pub mod packages;
 pub mod repositories;

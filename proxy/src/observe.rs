@@ -123,6 +123,7 @@ pub struct Exchange {
     method: String,
     path: String,
     peer: String,
+    ip: std::net::IpAddr,
     details: Mutex<Details>,
     bytes_in: AtomicU64,
 }
@@ -143,6 +144,7 @@ impl Exchange {
             method: method.to_string(),
             path: path.to_string(),
             peer: peer.to_string(),
+            ip: peer.ip(),
             details: Mutex::new(Details {
                 service: "other",
                 ..Details::default()
@@ -155,6 +157,11 @@ impl Exchange {
         if let Ok(mut d) = self.details.lock() {
             f(&mut d);
         }
+    }
+
+    /// The client's address.
+    pub fn peer_ip(&self) -> std::net::IpAddr {
+        self.ip
     }
 
     /// Name the service for metrics and logs (`git-upload-pack`, `healthz`, …).

@@ -1,8 +1,10 @@
 //! Where a request goes: from a URL path to a [`Route`].
 //!
-//! This is pure string work with no I/O, so it is easy to test. Repository
-//! names are matched exactly against the registry later; a path that does not
-//! name a registered repository never reaches the disk.
+//! This is pure string work with no I/O, so it is easy to test. A repository
+//! part that is not a valid repository name (the config's one rule) is no
+//! route at all; valid names are matched exactly against the registry later,
+//! so a path that does not name a registered repository never reaches the
+//! disk.
 
 /// Which face of a repository a URL addresses (contract §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +119,10 @@ pub fn route(path: &str) -> Route {
         None => (View::Authoring, name),
     };
     let name = name.strip_suffix(".git").unwrap_or(name);
-    if name.is_empty() {
+    // Only a name the config could register is a repository: no `..`,
+    // `.` or empty segment, no `%`, `\\` or control characters, nothing
+    // reserved. Anything else is no route, before any lookup or disk access.
+    if cadgate_config::validate_repository_name(name).is_err() {
         return Route::Unknown;
     }
     Route::Git {
@@ -203,5 +208,107 @@ mod tests {
             route(&format!("/{}/info/refs", "a".repeat(2000))),
             Route::Unknown
         );
+    }
+}
+
+/// Property tests: hostile paths (issue 12, fuzzing).
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use std::path::{Component, Path};
+
+    /// Where a routed repository would live, under a data directory.
+    fn check(path: &str) -> Result<(), TestCaseError> {
+        if let Route::Git { repository, .. } = route(path) {
+            prop_assert!(cadgate_config::validate_repository_name(&repository).is_ok());
+            for bad in ["..", "%", "\\", "\0", "//"] {
+                prop_assert!(
+                    !repository.contains(bad),
+                    "{:?} routed to {:?}",
+                    path,
+                    repository
+                );
+            }
+            let data = Path::new("/data/repositories");
+            let joined = data.join(format!("{repository}.git"));
+            prop_assert!(joined.starts_with(data));
+            prop_assert!(joined
+                .strip_prefix(data)
+                .map(|rest| rest.components().all(|c| matches!(c, Component::Normal(_))))
+                .unwrap_or(false));
+        }
+        Ok(())
+    }
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z0-9]{1,8}",
+            "[a-z]{1,4}\\.git",
+            Just("..".to_string()),
+            Just(".".to_string()),
+            Just(String::new()),
+            Just("%2e%2e".to_string()),
+            Just("%2F".to_string()),
+            Just("%2f..".to_string()),
+            Just("..%5c".to_string()),
+            Just("a\\..\\b".to_string()),
+            Just("published".to_string()),
+            Just("api".to_string()),
+            Just("-x".to_string()),
+            Just("objects".to_string()),
+            Just("info".to_string()),
+            "\\PC{1,6}",
+        ]
+    }
+
+    fn suffix() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just("/info/refs"),
+            Just("/git-upload-pack"),
+            Just("/git-receive-pack"),
+            Just("/HEAD"),
+            Just("/objects/info/packs"),
+            Just("/info/packs"),
+            Just(""),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_paths_never_panic_or_escape(path in "\\PC{0,300}") {
+            check(&path)?;
+            check(&format!("/{path}"))?;
+        }
+
+        #[test]
+        fn path_shaped_input_never_escapes(segments in vec(segment(), 0..8), tail in suffix()) {
+            let path = format!("/{}{tail}", segments.join("/"));
+            check(&path)?;
+        }
+
+        #[test]
+        fn valid_names_route_to_themselves(name in "[a-z][a-z0-9-]{0,10}(/[a-z][a-z0-9_-]{0,10}){0,2}") {
+            prop_assume!(cadgate_config::validate_repository_name(&name).is_ok());
+            prop_assert_eq!(
+                route(&format!("/{name}.git/info/refs")),
+                Route::Git {
+                    view: View::Authoring,
+                    repository: name.clone(),
+                    endpoint: GitEndpoint::InfoRefs,
+                }
+            );
+            prop_assert_eq!(
+                route(&format!("/published/{name}/git-upload-pack")),
+                Route::Git {
+                    view: View::Published,
+                    repository: name,
+                    endpoint: GitEndpoint::Rpc(GitService::UploadPack),
+                }
+            );
+        }
     }
 }

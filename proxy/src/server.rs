@@ -110,6 +110,7 @@ impl Server {
             metrics.clone(),
         );
         let state = Arc::new(State {
+            limits: crate::limits::ClientLimits::new(&config.server),
             config: Arc::new(config),
             registry,
             runner,

@@ -38,6 +38,8 @@ pub struct State {
     pub enforcement: crate::enforcement::Enforcement,
     /// Lifecycle event readers' wake-ups.
     pub events: Arc<crate::events::Hub>,
+    /// What one client or the anonymous class may take.
+    pub limits: crate::limits::ClientLimits,
 }
 
 /// Serve one request. Never fails: errors become HTTP responses.

@@ -17,10 +17,12 @@ use bytes::Bytes;
 
 use super::pktline::data_lines;
 
-/// Total bytes of remembered answers per repository.
-const MAX_BYTES: usize = 128 << 20;
+/// Total bytes of remembered answers and their requests per repository.
+/// Anyone may send requests to a view anyone may read, each with another
+/// key: this is what they can make the server hold (docs/limits.md).
+const MAX_BYTES: usize = 16 << 20;
 /// Largest single answer remembered.
-pub const MAX_ANSWER: usize = 32 << 20;
+pub const MAX_ANSWER: usize = 4 << 20;
 
 /// What a request is, for deciding whether its answer can be replayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,15 +135,16 @@ impl Answers {
         if store.answers.contains_key(&key) {
             return;
         }
-        while store.bytes + answer.len() > MAX_BYTES {
+        let size = key.len() + answer.len();
+        while store.bytes + size > MAX_BYTES {
             let Some(oldest) = store.order.pop_front() else {
                 break;
             };
             if let Some(gone) = store.answers.remove(&oldest) {
-                store.bytes -= gone.len();
+                store.bytes -= oldest.len() + gone.len();
             }
         }
-        store.bytes += answer.len();
+        store.bytes += size;
         store.order.push_back(key.clone());
         store.answers.insert(key, answer);
     }

@@ -33,6 +33,13 @@ use crate::service::{ResponseBody, State};
 use body::Encoding;
 use pktline::Scan;
 
+use crate::limits::{Caller, GitGrant, READ_AHEAD};
+
+/// How long a request body may send nothing.
+fn body_timeout(state: &State) -> std::time::Duration {
+    std::time::Duration::from_secs(state.config.server.body_timeout_secs)
+}
+
 /// Serve a Git endpoint of a registered repository.
 pub async fn serve(
     state: &State,
@@ -42,14 +49,35 @@ pub async fn serve(
     repository: &str,
     endpoint: GitEndpoint,
 ) -> Result<Response<ResponseBody>, HttpError> {
-    let repo = state.registry.get(repository).ok_or_else(|| {
-        HttpError::not_found(format!(
-            "repository '{repository}' is not registered on this server"
-        ))
-    })?;
+    let found = state.registry.get(repository);
+    // Who asks, decided before anything that could tell whether the
+    // repository exists (auth::access answers both cases alike).
+    let access = auth::access(
+        &state.config,
+        request.headers(),
+        repository,
+        found.is_some(),
+        view == View::Published && found.is_some_and(|r| r.config.published_anonymous),
+        || match view {
+            View::Authoring => "this repository needs a user name and token (HTTP Basic)".into(),
+            View::Published => {
+                "this published view needs a user name and token (HTTP Basic)".into()
+            }
+        },
+    )?;
+    if let Some(principal) = &access.principal {
+        exchange.set_user(&principal.name);
+    }
+    let Some(repo) = found else {
+        return Err(auth::unknown_repository(repository));
+    };
     exchange.set_repository(repository);
+    let caller = Caller {
+        ip: exchange.peer_ip(),
+        anonymous: access.principal.is_none(),
+    };
     if view == View::Published {
-        return serve_published(state, request, exchange, repo, endpoint).await;
+        return serve_published(state, request, exchange, repo, endpoint, caller).await;
     }
     match endpoint {
         GitEndpoint::Dumb => Err(HttpError::not_found(
@@ -61,10 +89,10 @@ pub async fn serve(
             if request.method() != Method::GET {
                 return Err(HttpError::method_not_allowed("GET"));
             }
-            let user = authorize(state, request.headers(), repository, service, exchange)?;
+            let user = authorize(state, &access, repository, service)?;
             refresh(repo, service).await?;
             let target = Target::authoring(state, repo, service, &user, request.headers())?;
-            advertise(state, request.headers(), &target, service).await
+            advertise(state, request.headers(), &target, service, caller).await
         }
         GitEndpoint::Rpc(service) => {
             exchange.set_service(service.wire_name());
@@ -72,14 +100,14 @@ pub async fn serve(
                 return Err(HttpError::method_not_allowed("POST"));
             }
             check_content_type(request.headers(), service)?;
-            let user = authorize(state, request.headers(), repository, service, exchange)?;
+            let user = authorize(state, &access, repository, service)?;
             match service {
                 GitService::UploadPack => {
                     let target = Target::authoring(state, repo, service, &user, request.headers())?;
-                    upload_pack(state, request, &target, exchange).await
+                    upload_pack(state, request, &target, exchange, caller).await
                 }
                 GitService::ReceivePack => {
-                    receive_pack(state, request, repo, &user, exchange).await
+                    receive_pack(state, request, repo, &user, exchange, caller).await
                 }
             }
         }
@@ -96,21 +124,17 @@ fn needed_role(service: GitService) -> (Role, &'static str) {
 
 fn authorize(
     state: &State,
-    headers: &HeaderMap,
+    access: &auth::Access,
     repository: &str,
     service: GitService,
-    exchange: &Exchange,
 ) -> Result<Pusher, HttpError> {
-    let principal = auth::authenticate(&state.config, headers)?.ok_or_else(|| {
-        HttpError::unauthorized(format!(
-            "repository '{repository}' needs a user name and token (HTTP Basic)"
-        ))
-    })?;
-    exchange.set_user(&principal.name);
+    let Some(principal) = &access.principal else {
+        return Err(auth::unknown_repository(repository));
+    };
     let (needed, action) = needed_role(service);
-    let role = auth::authorize(&state.config, &principal, repository, needed, action)?;
+    let role = auth::authorize(&state.config, principal, repository, needed, action)?;
     Ok(Pusher {
-        name: principal.name,
+        name: principal.name.clone(),
         role,
     })
 }
@@ -315,6 +339,7 @@ async fn serve_published(
     exchange: &Arc<Exchange>,
     repo: &Repository,
     endpoint: GitEndpoint,
+    caller: Caller,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let name = &repo.config.name;
     let read_only = || {
@@ -346,24 +371,16 @@ async fn serve_published(
     if service == GitService::ReceivePack {
         return Err(read_only());
     }
-    if !repo.config.published_anonymous {
-        let principal = auth::authenticate(&state.config, request.headers())?.ok_or_else(|| {
-            HttpError::unauthorized(format!(
-                "the published view of '{name}' needs a user name and token (HTTP Basic); set published_anonymous = true to serve it to anyone"
-            ))
-        })?;
-        exchange.set_user(&principal.name);
-        auth::authorize(&state.config, &principal, name, Role::Reader, "fetching")?;
-    }
+    // Who may read the view was decided by auth::access in `serve`.
     let target = Target::published(repo, request.headers())?;
     match endpoint {
         GitEndpoint::InfoRefs => {
             refresh(repo, service).await?;
-            advertise(state, request.headers(), &target, service).await
+            advertise(state, request.headers(), &target, service, caller).await
         }
         _ => {
             check_content_type(request.headers(), service)?;
-            upload_pack(state, request, &target, exchange).await
+            upload_pack(state, request, &target, exchange, caller).await
         }
     }
 }
@@ -373,6 +390,7 @@ async fn advertise(
     headers: &HeaderMap,
     target: &Target<'_>,
     service: GitService,
+    caller: Caller,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let protocol = git_protocol(headers)?;
     let content_type = format!("application/x-{}-advertisement", service.wire_name());
@@ -392,6 +410,7 @@ async fn advertise(
         let service_line = pktline::line(&format!("# service={}\n", service.wire_name()));
         Bytes::from(format!("{service_line}0000"))
     };
+    let grant = state.limits.git(caller).await?;
     let running = state
         .runner
         .spawn(Invocation {
@@ -412,7 +431,7 @@ async fn advertise(
         body.extend_from_slice(&refs);
         return bytes_response(Bytes::from(body), &content_type);
     }
-    stream_response(running, preamble, &content_type).await
+    stream_response(running, preamble, &content_type, grant).await
 }
 
 /// A protocol v0 request to the published view from a client that cannot
@@ -458,10 +477,15 @@ async fn upload_pack(
     request: Request<Incoming>,
     target: &Target<'_>,
     exchange: &Arc<Exchange>,
+    caller: Caller,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let limit = state.config.server.max_request_bytes;
     let protocol = git_protocol(request.headers())?.unwrap_or_default();
-    let request_headers = &request.headers().clone();
+    let shallow_unaware = published_v0_for_libgit2(
+        target,
+        &(!protocol.is_empty()).then(|| protocol.clone()),
+        request.headers(),
+    );
     let encoding = Encoding::from_headers(request.headers())?;
     if encoding == Encoding::Identity {
         body::check_declared_length(
@@ -471,21 +495,60 @@ async fn upload_pack(
             "max_request_bytes",
         )?;
     }
-    // Negotiation requests are small; reading them whole lets a malformed or
-    // oversized one get a clear 400/413 before git runs.
-    let mut reader = body::reader(request.into_body(), encoding, exchange.clone());
-    let mut buf = Vec::new();
-    (&mut reader)
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut buf)
-        .await
-        .map_err(|e| body::unreadable(encoding, &e))?;
-    if buf.len() as u64 > limit {
-        return Err(HttpError::too_large(
-            "the fetch request",
+    let mut reader = body::reader(
+        request.into_body(),
+        encoding,
+        exchange.clone(),
+        body_timeout(state),
+    );
+    // Negotiation requests are small: the first READ_AHEAD bytes are read
+    // before git runs, so a malformed one gets a clear 400. A longer one
+    // streams into git (authoring view), or, where every want must be
+    // checked first (the published view), is held against the server's
+    // budget of buffered bytes.
+    let (mut buf, complete) = body::read_ahead(&mut reader, READ_AHEAD, encoding).await?;
+    let mut grant = state.limits.buffer();
+    if !complete {
+        if buf.len() as u64 > limit {
+            return Err(HttpError::too_large(
+                "the fetch request",
+                limit,
+                "max_request_bytes",
+            ));
+        }
+        if target.withdrawn.is_none() {
+            let admitted = state.limits.git(caller).await?;
+            let running = state
+                .runner
+                .spawn(Invocation {
+                    args: target.args(GitService::UploadPack, &[]),
+                    env: target.env.clone(),
+                    stdin: Stdin::Stream {
+                        prefix: Bytes::from(buf),
+                        rest: reader,
+                        limit,
+                    },
+                    label: format!("upload-pack {}", target.label),
+                })
+                .await?;
+            return stream_response(
+                running,
+                Bytes::new(),
+                "application/x-git-upload-pack-result",
+                admitted,
+            )
+            .await;
+        }
+        grant.cover(buf.capacity())?;
+        body::read_rest(
+            &mut reader,
+            &mut buf,
             limit,
-            "max_request_bytes",
-        ));
+            &mut grant,
+            encoding,
+            "the fetch request",
+        )
+        .await?;
     }
     pktline::check_complete(&buf).map_err(HttpError::bad_request)?;
     if let Some(withdrawn) = &target.withdrawn {
@@ -513,13 +576,13 @@ async fn upload_pack(
             return bytes_response(answer, "application/x-git-upload-pack-result");
         }
     }
-    let protocol_header = (!protocol.is_empty()).then(|| protocol.clone());
-    if published_v0_for_libgit2(target, &protocol_header, request_headers) {
+    if shallow_unaware {
         if let Some(deepened) = shallow_view::with_unbounded_depth(&buf) {
             buf = deepened;
         }
     }
     let body = Bytes::from(buf);
+    let admitted = state.limits.git(caller).await?;
     let running = state
         .runner
         .spawn(Invocation {
@@ -534,12 +597,17 @@ async fn upload_pack(
         answers.put(generation, &protocol, &body, answer.clone());
         return bytes_response(answer, "application/x-git-upload-pack-result");
     }
-    stream_response(
+    // git has the body (its stdin pipe takes what is left): the budget is
+    // free again once git has read it.
+    let response = stream_response(
         running,
         Bytes::new(),
         "application/x-git-upload-pack-result",
+        admitted,
     )
-    .await
+    .await;
+    drop(grant);
+    response
 }
 
 /// Refuse a fetch that wants a deleted revision, the way git refuses an
@@ -560,6 +628,7 @@ async fn receive_pack(
     repo: &Repository,
     user: &Pusher,
     exchange: &Arc<Exchange>,
+    caller: Caller,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let limit = state.config.server.max_push_bytes;
     let target = Target::authoring(
@@ -573,12 +642,20 @@ async fn receive_pack(
     if encoding == Encoding::Identity {
         body::check_declared_length(request.headers(), limit, "the push", "max_push_bytes")?;
     }
-    let mut reader = body::reader(request.into_body(), encoding, exchange.clone());
+    let mut reader = body::reader(
+        request.into_body(),
+        encoding,
+        exchange.clone(),
+        body_timeout(state),
+    );
+    // Past the read-ahead, what is held is charged to the server's budget.
+    let mut grant = state.limits.buffer();
     // Read the command list (up to its flush) to check its framing; the pack
     // that follows streams straight into git.
     let command_limit =
         usize::try_from(state.config.server.max_request_bytes).unwrap_or(usize::MAX);
     let mut head = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 8192];
     loop {
         match pktline::scan_to_flush(&head).map_err(HttpError::bad_request)? {
             Scan::FlushAt(_) => break,
@@ -592,7 +669,7 @@ async fn receive_pack(
             Scan::NeedMore => {}
         }
         let n = reader
-            .read_buf(&mut head)
+            .read(&mut chunk)
             .await
             .map_err(|e| body::unreadable(encoding, &e))?;
         if n == 0 {
@@ -602,7 +679,9 @@ async fn receive_pack(
                 "the request body ends before the command list's flush packet".to_string()
             }));
         }
+        body::append(&mut head, &chunk[..n], &mut grant)?;
     }
+    let admitted = state.limits.git(caller).await?;
     let running = state
         .runner
         .spawn(Invocation {
@@ -620,8 +699,10 @@ async fn receive_pack(
         running,
         Bytes::new(),
         "application/x-git-receive-pack-result",
+        admitted,
     )
     .await;
+    drop(grant);
     // Event readers look at the log once the push's answer is sent.
     state.events.notify();
     response.map(|r| crate::events::notify_when_done(r, &state.events))
@@ -632,10 +713,15 @@ async fn receive_pack(
 /// The status is decided by the first output: a git that fails before writing
 /// anything gets a real HTTP error (413 for an oversized body, 400 for an
 /// unreadable one, 500 otherwise) instead of an empty 200.
+///
+/// `admitted` is held until the answer is sent or dropped (the client went
+/// away, or stopped reading past `server.write_timeout_secs`): dropping the
+/// answer closes git's stdout, which stops git.
 async fn stream_response(
     running: Running,
     preamble: Bytes,
     content_type: &str,
+    admitted: GitGrant,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let Running { stdout, exit } = running;
     let mut output = ReaderStream::with_capacity(stdout, 64 * 1024);
@@ -682,7 +768,10 @@ async fn stream_response(
     let chunks = stream::iter([Ok(preamble), Ok(first)])
         .chain(output)
         .try_filter(|b| futures_util::future::ready(!b.is_empty()))
-        .map_ok(Frame::data);
+        .map_ok(move |chunk| {
+            let _held = &admitted;
+            Frame::data(chunk)
+        });
     with_git_headers(
         Response::new(http_body_util::StreamBody::new(chunks).boxed_unsync()),
         content_type,

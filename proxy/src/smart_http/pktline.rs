@@ -133,3 +133,74 @@ mod tests {
         assert!(check_complete(b"0003").is_err());
     }
 }
+
+/// Property tests: the reader takes hostile bytes (issue 12, fuzzing).
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    /// One piece of a hostile body: mostly pkt-line shaped, so the scan
+    /// gets past the first length prefix.
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            // A well-framed data line with arbitrary payload bytes.
+            vec(any::<u8>(), 1..200).prop_map(|payload| {
+                let mut out = format!("{:04x}", payload.len() + 4).into_bytes();
+                out.extend_from_slice(&payload);
+                out
+            }),
+            // A want line, well-formed or not.
+            "want [0-9a-fA-F]{0,45}( [a-z-]{0,20})?\n?".prop_map(|l| line(&l).into_bytes()),
+            Just(b"0000".to_vec()),
+            Just(b"0001".to_vec()),
+            Just(b"0002".to_vec()),
+            // Any length prefix (too short, too long, not hex).
+            "[0-9a-fA-Fxz ]{4}".prop_map(String::into_bytes),
+            vec(any::<u8>(), 0..16),
+        ]
+    }
+
+    fn check(data: &[u8]) -> Result<(), TestCaseError> {
+        let _ = scan_to_flush(data);
+        let _ = check_complete(data);
+        // What is read borrows from the input: no more lines than
+        // length prefixes fit in it, no more payload than it holds.
+        let lines = data_lines(data);
+        prop_assert!(lines.len() <= data.len() / 4);
+        prop_assert!(lines.iter().map(|l| l.len()).sum::<usize>() <= data.len());
+        let wants = wants(data);
+        prop_assert!(wants.len() <= lines.len());
+        prop_assert!(wants
+            .iter()
+            .all(|w| w.len() == 40 && w.bytes().all(|b| b.is_ascii_hexdigit())));
+        let _ = super::super::answers::kind(data);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in vec(any::<u8>(), 0..4096)) {
+            check(&data)?;
+        }
+
+        #[test]
+        fn pkt_line_shaped_bytes_never_panic(pieces in vec(piece(), 0..40)) {
+            check(&pieces.concat())?;
+        }
+
+        #[test]
+        fn framed_lines_read_back(lines in vec("[ -~]{1,200}", 0..30)) {
+            let mut body: String = lines.iter().map(|l| line(l)).collect();
+            body.push_str("0000");
+            prop_assert_eq!(scan_to_flush(body.as_bytes()), Ok(Scan::FlushAt(body.len())));
+            prop_assert!(check_complete(body.as_bytes()).is_ok());
+            let back: Vec<&[u8]> = data_lines(body.as_bytes());
+            let sent: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+            prop_assert_eq!(back, sent);
+        }
+    }
+}
