@@ -128,6 +128,11 @@ impl GitRunner {
         if let Some(path) = std::env::var_os("PATH") {
             base_env.push(("PATH".into(), path));
         }
+        // Test-only crash points reach the hook (cadgate_hooks::journal::crash_point).
+        let crash = cadgate_hooks::journal::CRASH_VARIABLE;
+        if let Some(point) = std::env::var_os(crash) {
+            base_env.push((crash.into(), point));
+        }
         Self {
             git,
             slots: Arc::new(Semaphore::new(limits.max_processes)),
