@@ -246,15 +246,21 @@ pub fn log_len(git_dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Every `published` event of the log, as (package, revision, commit).
+/// Every `published` event of the log, as (package, revision, commit), and
+/// the time of the log's first event (`None`: no event yet).
 pub fn published_keys(
     git_dir: &Path,
-) -> std::io::Result<std::collections::HashSet<(String, u64, String)>> {
+) -> std::io::Result<(
+    std::collections::HashSet<(String, u64, String)>,
+    Option<u64>,
+)> {
     let path = log_path(git_dir);
     let mut keys = std::collections::HashSet::new();
+    let mut first = None;
     let mut offset = 0;
     loop {
         let (events, next) = read_at_most(&path, offset, 4 << 20)?;
+        first = first.or(events.first().map(|e| e.time));
         keys.extend(
             events
                 .into_iter()
@@ -262,7 +268,7 @@ pub fn published_keys(
                 .map(|e| (e.package, e.revision, e.commit)),
         );
         if next == offset {
-            return Ok(keys);
+            return Ok((keys, first));
         }
         offset = next;
     }

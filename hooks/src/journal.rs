@@ -438,14 +438,21 @@ fn find_locks(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
 /// Give every `F/vN` tag of the repository at `git_dir` that has no
 /// `published` event in the log one (a log written before the journal
 /// existed, or by a crash that lost it), ordered by approval time and
-/// revision. Call with the lifecycle lock held. Returns how many it wrote.
+/// revision. Revisions approved before the log's first event predate the
+/// log (a repository imported from Porch, or served before events existed)
+/// and get none: recording them would replay history to every subscriber.
+/// Call with the lifecycle lock held. Returns how many it wrote.
 pub fn reconcile_published(
     git_dir: &Path,
     repository: &str,
     layout: &Layout,
 ) -> Result<usize, JournalError> {
+    let (known, since) =
+        events::published_keys(git_dir).map_err(io("read", &events::log_path(git_dir)))?;
+    let Some(since) = since else {
+        return Ok(0);
+    };
     let repo = Repo::open(git_dir)?;
-    let known = events::published_keys(git_dir).map_err(io("read", &events::log_path(git_dir)))?;
     let mut missing: Vec<(PackagePath, u64, String)> = repo
         .refs_under(&["refs/tags/"])?
         .into_iter()
@@ -465,6 +472,7 @@ pub fn reconcile_published(
     let mut records: Vec<(i64, String, Pending)> = missing
         .drain(..)
         .zip(infos)
+        .filter(|(_, info)| info.author_time >= i64::try_from(since).unwrap_or(i64::MAX))
         .map(|((package, revision, commit), info)| {
             let workspace = crate::listing::annotated_workspace(&info.message, &package)
                 .unwrap_or_else(|| format!("v{revision}"));
