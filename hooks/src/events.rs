@@ -246,16 +246,14 @@ pub fn log_len(git_dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Every `published` event of the log, as (package, revision, commit), and
-/// the time of the log's first event (`None`: no event yet).
-pub fn published_keys(
-    git_dir: &Path,
-) -> std::io::Result<(
-    std::collections::HashSet<(String, u64, String)>,
-    Option<u64>,
-)> {
+/// The `published` events of a log, as (package, revision, commit).
+pub type PublishedKeys = std::collections::HashSet<(String, u64, String)>;
+
+/// Every `published` event of the log, and the time of the log's first
+/// event (`None`: no event yet).
+pub fn published_keys(git_dir: &Path) -> std::io::Result<(PublishedKeys, Option<u64>)> {
     let path = log_path(git_dir);
-    let mut keys = std::collections::HashSet::new();
+    let mut keys = PublishedKeys::new();
     let mut first = None;
     let mut offset = 0;
     loop {
