@@ -98,7 +98,7 @@ def main():
     base_t, journal_t = sides["base"][2], sides["journal"][2]
     mb, mj = statistics.median(base_t), statistics.median(journal_t)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
-    fs = run("df", "-T", "--output=fstype", ROOT).split()[-1]
+    fs = run("df", "--output=fstype", ROOT).split()[-1]
     git_version = run("git", "--version")
     section = f"""<!-- bench-journal:start -->
 ## The intent journal's cost per publish (issue 12)
@@ -112,6 +112,7 @@ The same publish (`git push +proposal:main` over file://, which the hook turns i
 | with the journal | {mj:.1f} | {percentile(journal_t, 0.9):.1f} |
 
 The journal adds {mj - mb:+.1f} ms to the median publish ({(mj / mb - 1) * 100:+.1f}%): one file fsync and two directory fsyncs, and a scan of `refs/` for stale locks.
+Load average when the runs ended: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; where the p90s cross, the spread is the machine's, not the journal's.
 <!-- bench-journal:end -->"""
     write_section("bench-journal", section)
 
