@@ -12,7 +12,7 @@ deletion + notes, timed from start to exit. Reports medians and p90.
 Writes its section of BENCHMARKS.md. Usage:
   scripts/bench-journal.py [--runs 60] [--packages 1000] [--base COMMIT] [--debug]
 """
-import argparse, datetime, os, shutil, statistics, subprocess, sys, tempfile
+import argparse, datetime, os, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchmarks_md import write_section  # noqa: E402
@@ -31,6 +31,37 @@ def build(source, profile, out):
     env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target"))
     run(*args, cwd=source, env=env)
     shutil.copy(os.path.join(ROOT, "target", profile, "cadgate-hook"), out)
+
+
+def transactions(work, env, seed, count):
+    """git's own publish transaction (branch, tag, proposal deletion, notes:
+    one `update-ref --stdin`) in a files and a reftable copy, interleaved.
+    Medians in ms (process start to exit)."""
+    times = {}
+    repos = {}
+    for backend in ("files", "reftable"):
+        repo = os.path.join(work, f"tx-{backend}.git")
+        run("git", "init", "-q", "--bare", f"--ref-format={backend}", repo, env=env)
+        run("git", "--git-dir", repo, "fetch", "-q", seed, "+refs/heads/main:refs/heads/main", env=env)
+        times[backend] = []
+        repos[backend] = repo
+    c = run("git", "--git-dir", repos["files"], "rev-parse", "main", env=env)
+    tree = run("git", "--git-dir", repos["files"], "rev-parse", "main^{tree}", env=env)
+    for repo in repos.values():
+        d = run("git", "--git-dir", repo, "commit-tree", tree, "-p", c, "-m", "approval", env=env)
+    for i in range(count):
+        order = ("files", "reftable") if i % 2 == 0 else ("reftable", "files")
+        old, new = (c, d) if i % 2 == 0 else (d, c)
+        for backend in order:
+            repo = repos[backend]
+            run("git", "--git-dir", repo, "update-ref", f"refs/heads/proposed/p/w{i}", c, env=env)
+            script = (f"start\nupdate refs/heads/main {new} {old}\ncreate refs/tags/p/v{i} {new}\n"
+                      f"delete refs/heads/proposed/p/w{i} {c}\nupdate refs/notes/cadgate {new} {old if i else '0' * 40}\n"
+                      "prepare\ncommit\n")
+            start = time.perf_counter()
+            subprocess.run(["git", "--git-dir", repo, "update-ref", "--stdin"], input=script.encode(), env=env, check=True, capture_output=True)
+            times[backend].append((time.perf_counter() - start) * 1000)
+    return {b: statistics.median(t) for b, t in times.items()}
 
 
 def main():
@@ -87,6 +118,7 @@ def main():
                 run("git", "push", "-q", "origin", f"HEAD:refs/heads/drafts/{pkg}/r{r}", cwd=clone, env=denv)
                 run("git", "push", "-q", "origin", f"HEAD:refs/heads/proposed/{pkg}/r{r}", cwd=clone, env=denv)
                 times.append(timed("git", "push", "-q", "origin", "+HEAD:refs/heads/main", cwd=clone, env=denv))
+        tx = transactions(work, env, seed, args.runs)
         for side in ("base", "journal"):
             repo = sides[side][0]
             tags = run("git", "--git-dir", repo, "tag", "--list", "*/v2", env=env).split()
@@ -112,7 +144,8 @@ The same publish (`git push +proposal:main` over file://, which the hook turns i
 | with the journal | {mj:.1f} | {percentile(journal_t, 0.9):.1f} |
 
 The journal adds {mj - mb:+.1f} ms to the median publish ({(mj / mb - 1) * 100:+.1f}%): one file fsync and two directory fsyncs, and a scan of `refs/` for stale locks.
-Load average when the runs ended: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; where the p90s cross, the spread is the machine's, not the journal's.
+For scale, git's own publish transaction alone (`git update-ref --stdin` of branch, tag, proposal deletion and notes, {args.runs} interleaved runs, process start to exit): files backend {tx["files"]:.1f} ms, reftable {tx["reftable"]:.1f} ms (median). Reftable is not used: cadgate reads refs with gix and Porch with go-git, and neither reads reftable (docs/crash-recovery.md).
+Load average when the runs ended: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared machine: compare medians; the p90s carry its noise).
 <!-- bench-journal:end -->"""
     write_section("bench-journal", section)
 
