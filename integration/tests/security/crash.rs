@@ -53,8 +53,14 @@ fn a_stale_branch_lock_alone_does_not_block_publishing() {
         .expect("write lock");
     let out = rig.publish(&rig.url(&server), &tip);
     let err = stderr(&out);
-    assert!(!err.contains("refs changed while this push was judged"), "{err}");
-    assert!(out.status.success() && err.contains("published k v1"), "{err}");
+    assert!(
+        !err.contains("refs changed while this push was judged"),
+        "{err}"
+    );
+    assert!(
+        out.status.success() && err.contains("published k v1"),
+        "{err}"
+    );
     assert!(err.contains("removed the stale lock"), "{err}");
     rig.assert_whole(&["round: 0".to_string()].into());
 }
@@ -139,7 +145,8 @@ fn published_events_lost_by_a_crash_are_recorded_once_at_start() {
     let text = std::fs::read_to_string(&log).expect("the log");
     let kept: String = text
         .lines()
-        .filter(|l| !(l.contains("\"published\"") && !l.contains("\"revision\":1,")))
+        // Only revision 1 keeps its published event.
+        .filter(|l| !l.contains("\"published\"") || l.contains("\"revision\":1,"))
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(&log, kept).expect("rewrite the log");
