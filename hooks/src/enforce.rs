@@ -11,6 +11,7 @@ use crate::audit::{self, AuditLog};
 use crate::events::{EventKind, Pending};
 use crate::forward::{ForwardError, Upstream};
 use crate::git::{GitError, RefEdit, Repo, Signature};
+use crate::journal;
 use crate::kptfile::{Kptfile, KPTFILE};
 use crate::lifecycle::{authorize, classify, Refs, Refusal, Transition};
 use crate::proc_receive::{Command, Outcome, Request};
@@ -261,7 +262,11 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
         .map_err(Failure::Local)
         .and_then(|notes| {
             edits.extend(notes);
-            apply(repo, context, &edits, &refreshed)
+            let pending: Vec<Pending> = planned
+                .iter()
+                .filter_map(|(_, p)| p.event.clone())
+                .collect();
+            apply(repo, context, &edits, &pending, &refreshed)
         });
     let mut events = Vec::new();
     for (i, plan) in planned {
@@ -296,6 +301,10 @@ pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verd
                 refname,
                 reason: format!("{e}; nothing was changed, push again once it answers"),
             },
+            Err(Failure::Journal(e)) => Outcome::Rejected {
+                refname,
+                reason: format!("cadgate could not record the change ({e}); nothing was changed"),
+            },
         });
     }
     let changed = match applied {
@@ -318,21 +327,39 @@ enum Failure {
     Local(GitError),
     /// Forward mode: the upstream refused or could not be reached.
     Upstream(ForwardError),
+    /// The intent journal could not be written; nothing changed here.
+    Journal(journal::JournalError),
 }
 
 /// Carry out `edits`: in forward mode upstream first (all or nothing, each
 /// ref compared with its expected value there), then in the mirror.
+///
+/// The intent journal ([`crate::journal`]) is written before the local ref
+/// transaction, so a crash in the middle is completed on recovery; the
+/// caller removes it once the events are recorded.
 fn apply(
     repo: &Repo,
     context: &Context,
     edits: &[RefEdit],
+    pending: &[Pending],
     refreshed: &std::cell::Cell<bool>,
 ) -> Result<(), Failure> {
     let message = format!("cadgate: push by {}", context.user);
     let Some(upstream) = &context.upstream else {
-        return repo.update_refs(edits, &message).map_err(Failure::Local);
+        journal::write(repo.git_dir(), &context.user, edits, pending).map_err(Failure::Journal)?;
+        return match repo.update_refs(edits, &message) {
+            Ok(()) => {
+                journal::crash_point("after-refs");
+                Ok(())
+            }
+            Err(e) => {
+                let _ = journal::abandon_if_untouched(repo, edits);
+                Err(Failure::Local(e))
+            }
+        };
     };
     upstream.push(repo, edits).map_err(Failure::Upstream)?;
+    journal::write(repo.git_dir(), &context.user, edits, pending).map_err(Failure::Journal)?;
     // The upstream has it. Should the mirror have moved meanwhile, it is
     // brought in step from the upstream instead.
     if repo.update_refs(edits, &message).is_err() {

@@ -125,8 +125,23 @@ pub struct Event {
     pub user: String,
 }
 
-/// An event a push will cause once its ref updates land.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Serialize for EventKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Self::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown event type {name:?}")))
+    }
+}
+
+/// An event a push will cause once its ref updates land (also what the
+/// intent journal keeps of them, [`crate::journal`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     /// What happens.
     pub kind: EventKind,
@@ -167,6 +182,17 @@ pub fn append(
     user: &str,
     pending: &[Pending],
 ) -> Result<Vec<Event>, EventError> {
+    let records: Vec<(&str, &Pending)> = pending.iter().map(|p| (user, p)).collect();
+    append_records(git_dir, repository, &records)
+}
+
+/// [`append`], each event with its own user (events recovered after a
+/// crash, [`crate::journal`]).
+pub fn append_records(
+    git_dir: &Path,
+    repository: &str,
+    pending: &[(&str, &Pending)],
+) -> Result<Vec<Event>, EventError> {
     if pending.is_empty() {
         return Ok(Vec::new());
     }
@@ -191,7 +217,7 @@ pub fn append(
         text.push('\n');
     }
     let mut events = Vec::with_capacity(pending.len());
-    for (i, p) in pending.iter().enumerate() {
+    for (i, (user, p)) in pending.iter().enumerate() {
         let event = Event {
             seq: last + 1 + i as u64,
             time,
@@ -210,6 +236,40 @@ pub fn append(
     file.write_all(text.as_bytes()).map_err(io)?;
     file.sync_data().map_err(io)?;
     Ok(events)
+}
+
+/// The log's length in bytes now (0 when there is none): where the events
+/// of the next append will start.
+pub fn log_len(git_dir: &Path) -> u64 {
+    std::fs::metadata(log_path(git_dir))
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+/// The `published` events of a log, as (package, revision, commit).
+pub type PublishedKeys = std::collections::HashSet<(String, u64, String)>;
+
+/// Every `published` event of the log, and the time of the log's first
+/// event (`None`: no event yet).
+pub fn published_keys(git_dir: &Path) -> std::io::Result<(PublishedKeys, Option<u64>)> {
+    let path = log_path(git_dir);
+    let mut keys = PublishedKeys::new();
+    let mut first = None;
+    let mut offset = 0;
+    loop {
+        let (events, next) = read_at_most(&path, offset, 4 << 20)?;
+        first = first.or(events.first().map(|e| e.time));
+        keys.extend(
+            events
+                .into_iter()
+                .filter(|e| e.kind == EventKind::Published.as_str())
+                .map(|e| (e.package, e.revision, e.commit)),
+        );
+        if next == offset {
+            return Ok((keys, first));
+        }
+        offset = next;
+    }
 }
 
 /// The seq of the file's last valid line (0 when none), and whether the

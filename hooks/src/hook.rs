@@ -9,12 +9,14 @@
 //! refused, never treated as anyone in particular.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use cadgate_config::Role;
 
 use crate::enforce::{enforce, Context};
 use crate::git::Repo;
+use crate::journal;
 use crate::proc_receive::{read_request, write_outcomes, Outcome};
 use crate::published::PublishedRepo;
 use crate::refs::Layout;
@@ -158,6 +160,35 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
     // transaction's compare-and-swap guards against everything else.
     let lock = std::fs::File::create(git_dir.join("cadgate.lock"))?;
     lock.lock()?;
+    let repository = options
+        .repository
+        .clone()
+        .or_else(|| env("CADGATE_REPOSITORY"))
+        .unwrap_or_else(|| repository_name(&git_dir));
+    // What a killed push left behind (stale ref locks, a half-applied
+    // transaction) is completed first, or nothing is changed.
+    let recovered = match recover(
+        &git_dir,
+        &repository,
+        &context.layout,
+        published.as_deref(),
+        options,
+    ) {
+        Ok(recovery) => recovery.lines(),
+        Err(reason) => {
+            drop(lock);
+            let outcomes: Vec<Outcome> = request
+                .commands
+                .iter()
+                .map(|c| Outcome::Rejected {
+                    refname: c.refname.clone(),
+                    reason: reason.clone(),
+                })
+                .collect();
+            write_outcomes(&mut stdout, &outcomes)?;
+            return Ok(());
+        }
+    };
     let mut repo = Repo::open(&git_dir)?;
     let mut verdict = enforce(&repo, &context, &request)?;
     let mut refreshed = verdict.refreshed;
@@ -183,16 +214,12 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
     // here is reported to the pusher but does not fail the push.
     let mut events_failure = None;
     if !verdict.events.is_empty() {
-        let repository = options
-            .repository
-            .clone()
-            .or_else(|| env("CADGATE_REPOSITORY"))
-            .unwrap_or_else(|| repository_name(&git_dir));
         if let Err(e) = crate::events::append(&git_dir, &repository, &context.user, &verdict.events)
         {
             events_failure = Some(e);
         }
     }
+    journal::crash_point("after-events");
     // The published view follows under the same lock, so it never shows
     // publishes out of order; when the push returns, the view has it.
     let mut view_failure = None;
@@ -207,8 +234,25 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
             }
         }
     }
+    journal::crash_point("after-view");
+    // Done, unless the events could not be recorded: then the journal stays
+    // and the next push (or the server's start) records them.
+    let journal_failure = if events_failure.is_none() {
+        journal::finish(&git_dir).err()
+    } else {
+        None
+    };
+    if !verdict.changed.is_empty() && options.config.is_none() && context.upstream.is_none() {
+        collect_garbage_when_due(&git_dir);
+    }
     drop(lock);
     let mut stderr = std::io::stderr().lock();
+    for line in &recovered {
+        writeln!(stderr, "cadgate: {line}")?;
+    }
+    if let Some(e) = journal_failure {
+        writeln!(stderr, "cadgate: warning: {e}")?;
+    }
     for message in &verdict.messages {
         writeln!(stderr, "cadgate: {message}")?;
     }
@@ -227,6 +271,61 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
     }
     write_outcomes(&mut stdout, &verdict.outcomes)?;
     Ok(())
+}
+
+/// In hook mode the host's own git (its maintenance, its admins) may write
+/// refs without cadgate's lock: a lock file is taken for stale only when it
+/// is at least this old. Behind `cadgate serve`, cadgate is the only writer.
+const HOOK_MODE_STALE_LOCK_AGE: Duration = Duration::from_secs(60);
+
+/// [`journal::recover`] for the hook, or why the push cannot go on.
+fn recover(
+    git_dir: &Path,
+    repository: &str,
+    layout: &crate::refs::Layout,
+    published: Option<&Path>,
+    options: &HookOptions,
+) -> Result<journal::Recovery, String> {
+    let min_age = if options.config.is_some() {
+        HOOK_MODE_STALE_LOCK_AGE
+    } else {
+        Duration::ZERO
+    };
+    journal::recover(git_dir, repository, layout, published, min_age).map_err(|e| {
+        format!(
+            "cadgate could not complete an earlier push interrupted by a crash ({}); nothing was changed, push again once an administrator fixed it",
+            e.to_string().lines().next().unwrap_or_default()
+        )
+    })
+}
+
+/// Behind `cadgate serve`, receive-pack's own `gc --auto` is off (it would
+/// write refs outside the lifecycle lock, see [`journal`]): run it here,
+/// under the lock, when git's thresholds are near (about 6700 loose objects
+/// sampled from `objects/17`, or 50 packs).
+fn collect_garbage_when_due(git_dir: &Path) {
+    let count = |dir: &Path, suffix: &str| {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let objects = git_dir.join("objects");
+    if count(&objects.join("17"), "") < 27 && count(&objects.join("pack"), ".pack") < 50 {
+        return;
+    }
+    let _ = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 /// A name for the repository at `git_dir` when nothing names it: the

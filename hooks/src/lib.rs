@@ -9,6 +9,7 @@
 //! - [`enforce`]: judging a whole push (package rules) and carrying it out atomically;
 //! - [`forward`]: forward mode — pushing what the lifecycle accepted to the upstream first;
 //! - [`events`]: the lifecycle event log, one JSON line per event;
+//! - [`journal`]: the intent journal, and recovery from a crash mid-push;
 //! - [`audit`]: who proposed, rejected and approved what, as git notes;
 //! - [`kptfile`]: the Kptfile that marks a package, and its checks;
 //! - [`git`]: reading a repository (gix in process) and writing refs through git;
@@ -27,6 +28,7 @@ pub mod forward;
 pub mod git;
 pub mod hook;
 pub mod install;
+pub mod journal;
 pub mod kptfile;
 pub mod lifecycle;
 pub mod listing;

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 pub mod apache;
 pub mod api;
 pub mod config_sync;
+pub mod crash;
 pub mod scenarios;
 
 /// The `cadgate` binary under test: `$CADGATE_BIN`, or the one cargo built
@@ -114,6 +115,13 @@ impl Server {
         Self::start_env(config, None, env)
     }
 
+    /// Like [`Server::start_with_data`], with extra environment variables
+    /// for the server and everything it starts (e.g. the test-only
+    /// `CADGATE_TEST_CRASH_AT`).
+    pub fn start_with_data_and_env(config: &str, data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_env(config, Some(data_dir), env)
+    }
+
     fn start_in(config: &str, data_dir: Option<&Path>) -> Server {
         Self::start_env(config, data_dir, &[])
     }
@@ -157,9 +165,13 @@ impl Server {
         args: &[String],
         env: &[(&str, &str)],
     ) -> Server {
+        use std::os::unix::process::CommandExt as _;
         let mut child = Command::new(cadgate_bin())
             .args(args)
             .envs(env.iter().copied())
+            // Its own process group: the server, its git children and their
+            // hooks can be killed together ([`Server::kill_group`]).
+            .process_group(0)
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -303,6 +315,42 @@ impl Server {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Kill the server's whole process group with SIGKILL — the server, git
+    /// receive-pack and upload-pack, the hooks they run and their git
+    /// children, as a power cut stops them — and wait until none is left.
+    pub fn kill_group(&mut self) {
+        let pid = self.pid();
+        if pid != 0 {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+        self.wait_group_gone(Duration::from_secs(30));
+    }
+
+    /// Wait until the server and every process of its group are gone (a
+    /// test-only crash point killed them from inside); panics after `timeout`.
+    pub fn wait_group_gone(&mut self, timeout: Duration) {
+        let pid = self.pid();
+        let deadline = Instant::now() + timeout;
+        if let Some(mut child) = self.child.take() {
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the server did not exit");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        while pid != 0 && process_group_alive(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "processes of the server's group are still running"
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -655,6 +703,24 @@ pub fn stdout(out: &Output) -> String {
 /// stderr as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Whether a live (not zombie) process of process group `pgid` exists.
+pub fn process_group_alive(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // pid (comm) state ppid pgrp …; comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+    })
 }
 
 /// Run git directly on a server-side bare repository; trimmed stdout.

@@ -27,6 +27,10 @@ const REPOSITORY_SETTINGS: &[(&str, &str)] = &[
     // Broken or malicious objects are refused at the door.
     ("receive.fsckObjects", "true"),
     ("receive.advertisePushOptions", "true"),
+    // receive-pack's `gc --auto` would write refs outside the lifecycle
+    // lock, and stale ref locks are cleared on the lock's word: the hook
+    // runs it under the lock instead (cadgate_hooks::journal).
+    ("receive.autogc", "false"),
     // Protocol v0 may then fetch any reachable commit by SHA, as v2 can.
     ("uploadpack.allowReachableSHA1InWant", "true"),
     ("uploadpack.allowFilter", "true"),
@@ -176,12 +180,13 @@ impl Registry {
                 }
                 None => None,
             };
-            prepare(git, config, &path, upstream.as_ref())
-                .await
-                .map_err(failed)?;
             let published = data_dir
                 .join("published")
                 .join(format!("{}.git", config.name));
+            recover(config, &path, &published).await.map_err(failed)?;
+            prepare(git, config, &path, upstream.as_ref())
+                .await
+                .map_err(failed)?;
             prepare_published(config, &path, &published)
                 .await
                 .map_err(|detail| RepositoryError {
@@ -217,6 +222,44 @@ impl Registry {
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Repository>> {
         self.by_name.values()
     }
+}
+
+/// Before anything else writes to an existing repository on start: under
+/// its lifecycle lock, remove the ref locks a killed process left, complete
+/// a push a crash interrupted ([`cadgate_hooks::journal::recover`]), and
+/// give every published revision its `published` event
+/// ([`cadgate_hooks::journal::reconcile_published`]).
+async fn recover(config: &RepositoryConfig, path: &Path, published: &Path) -> Result<(), String> {
+    if !path.join("HEAD").exists() {
+        return Ok(());
+    }
+    let (config, path, published) = (config.clone(), path.to_path_buf(), published.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let lock = std::fs::File::create(path.join("cadgate.lock"))
+            .and_then(|lock| lock.lock().map(|()| lock))
+            .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+        let layout = Layout::new(&config.branch, &config.directory);
+        let recovery = cadgate_hooks::journal::recover(
+            &path,
+            &config.name,
+            &layout,
+            Some(&published),
+            std::time::Duration::ZERO,
+        )
+        .map_err(|e| e.to_string())?;
+        for line in recovery.lines() {
+            tracing::warn!(repository = %config.name, "{line}");
+        }
+        let added = cadgate_hooks::journal::reconcile_published(&path, &config.name, &layout)
+            .map_err(|e| e.to_string())?;
+        if added > 0 {
+            tracing::warn!(repository = %config.name, events = added, "recorded the missing published events of revisions whose publish landed without one");
+        }
+        drop(lock);
+        Ok(())
+    })
+    .await
+    .map_err(|e| format!("the recovery failed: {e}"))?
 }
 
 /// Create the published view's sibling and bring it in step with the

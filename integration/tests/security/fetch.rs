@@ -195,7 +195,9 @@ fn a_clone_url_naming_this_server_is_authorized_as_the_caller() {
         );
         assert_eq!(
             (status, json["code"].as_str()),
-            (403, Some("forbidden")),
+            // No role there: the same 404 as a repository that does not
+            // exist (docs/limits.md, "What answers do not tell").
+            (404, Some("forbidden")),
             "{url}: {json}"
         );
         assert!(error_of(&json).contains("secret"), "{json}");
