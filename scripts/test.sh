@@ -18,6 +18,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 [ -x /usr/sbin/apache2 ] || need+=(apache2)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# strace: the crash tests kill git between the renames of a ref transaction.
+command -v strace >/dev/null 2>&1 || need+=(strace)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   sudo_cmd=""

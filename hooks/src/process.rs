@@ -83,6 +83,12 @@ pub fn base_env(home: &Path) -> Vec<(OsString, OsString)> {
     if let Some(path) = std::env::var_os("PATH") {
         env.push(("PATH".into(), path));
     }
+    // Test-only crash points (docs/crash-recovery.md) reach the hook and the
+    // ref transaction's hooks; inert unless the server was started with it.
+    let crash = crate::journal::CRASH_VARIABLE;
+    if let Some(point) = std::env::var_os(crash) {
+        env.push((crash.into(), point));
+    }
     env
 }
 

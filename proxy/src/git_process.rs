@@ -122,12 +122,7 @@ impl GitRunner {
     /// and otherwise the clean environment every git child gets
     /// ([`cadgate_hooks::process::base_env`]).
     pub fn new(git: PathBuf, home: PathBuf, limits: Limits, metrics: Arc<Metrics>) -> Self {
-        let mut base_env = cadgate_hooks::process::base_env(&home);
-        // Test-only crash points reach the hook (cadgate_hooks::journal::crash_point).
-        let crash = cadgate_hooks::journal::CRASH_VARIABLE;
-        if let Some(point) = std::env::var_os(crash) {
-            base_env.push((crash.into(), point));
-        }
+        let base_env = cadgate_hooks::process::base_env(&home);
         Self {
             git,
             slots: Arc::new(Semaphore::new(limits.max_processes)),
