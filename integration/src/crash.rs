@@ -67,15 +67,10 @@ impl Default for Rig {
 }
 
 impl Rig {
-    /// A fresh data directory with the crash hook in `<data>/hooks`.
+    /// A fresh data directory (the crash hook goes into the repository
+    /// once the first server has created it).
     pub fn new() -> Self {
         let data = tempfile::tempdir().expect("data dir");
-        let hooks = data.path().join("hooks");
-        std::fs::create_dir_all(&hooks).expect("hooks dir");
-        let hook = hooks.join("reference-transaction");
-        std::fs::write(&hook, REFERENCE_TRANSACTION).expect("write hook");
-        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("chmod");
         Self {
             data,
             admin: TestUser::new("admin"),
@@ -93,7 +88,18 @@ impl Rig {
 
     /// Start a server on the data directory with `env`.
     pub fn start(&self, env: &[(&str, &str)]) -> Server {
-        Server::start_with_data_and_env(&self.config(), self.data.path(), env)
+        let server = Server::start_with_data_and_env(&self.config(), self.data.path(), env);
+        // The hook's own `git update-ref` runs with the clean git
+        // environment (no `core.hooksPath` of cadgate's), so its
+        // reference-transaction hook is the repository's own.
+        let hook = self.repo().join("hooks/reference-transaction");
+        if !hook.exists() {
+            std::fs::create_dir_all(self.repo().join("hooks")).expect("hooks dir");
+            std::fs::write(&hook, REFERENCE_TRANSACTION).expect("write hook");
+            std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .expect("chmod");
+        }
+        server
     }
 
     /// The authoring repository.
