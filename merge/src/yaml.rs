@@ -2,9 +2,9 @@
 //! changed, after kpt's `resource-merge` strategy: the rules are in the
 //! crate documentation, "YAML files".
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
-use crate::node::{self, map_get, parse_documents, Node, ParseError, Scalar};
+use crate::node::{self, parse_documents, Node, ParseError, Scalar};
 use crate::{Conflict, ResourceId};
 
 /// Merge one YAML file both sides changed, appending to `conflicts`.
@@ -217,6 +217,11 @@ fn merge_resources(
     out
 }
 
+/// A mapping's entries by key.
+fn index(entries: &[(Scalar, Node)]) -> HashMap<&Scalar, &Node> {
+    entries.iter().map(|(k, v)| (k, v)).collect()
+}
+
 /// The resource of `side` matched by `key`.
 fn find<'v>(side: &[Resource<'v>], key: &MatchKey) -> Option<&'v Node> {
     side.iter().find(|r| &r.key == key).map(|r| r.value)
@@ -303,16 +308,18 @@ impl Fields<'_> {
         u: &[(Scalar, Node)],
         l: &[(Scalar, Node)],
     ) -> Vec<(Scalar, Node)> {
-        let base = |key: &Scalar| b.and_then(|b| map_get(b, key));
+        // Indexed, so wide mappings merge in linear time.
+        let (bi, ui, li) = (b.map(index).unwrap_or_default(), index(u), index(l));
+        let base = |key: &Scalar| bi.get(key).copied();
         let mut out = Vec::new();
         for (key, lv) in l {
             let child = child_field(field, key);
-            if let Some(v) = self.merge(child, base(key), map_get(u, key), Some(lv)) {
+            if let Some(v) = self.merge(child, base(key), ui.get(key).copied(), Some(lv)) {
                 out.push((key.clone(), v));
             }
         }
         for (key, uv) in u {
-            if map_get(l, key).is_some() {
+            if li.contains_key(key) {
                 continue;
             }
             let child = child_field(field, key);
