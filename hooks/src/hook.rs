@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use cadgate_config::Role;
 
-use crate::enforce::{enforce, Context};
+use crate::enforce::{enforce_inspected, inspect, Context};
 use crate::git::Repo;
 use crate::proc_receive::{read_request, write_outcomes, Outcome};
 use crate::published::PublishedRepo;
@@ -157,9 +157,11 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
     // One lifecycle transaction at a time per repository; the ref
     // transaction's compare-and-swap guards against everything else.
     let lock = std::fs::File::create(git_dir.join("cadgate.lock"))?;
+    // User content (Kptfiles) is judged before the lock: never parsed while holding it.
+    let inspected = inspect(&Repo::open(&git_dir)?, &context, &request);
     lock.lock()?;
     let mut repo = Repo::open(&git_dir)?;
-    let mut verdict = enforce(&repo, &context, &request)?;
+    let mut verdict = enforce_inspected(&repo, &context, &request, &inspected)?;
     let mut refreshed = verdict.refreshed;
     // Forward mode: a ref moved upstream (another replica published, say).
     // Refresh the mirror and judge again, a bounded number of times.
@@ -175,7 +177,7 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
         }
         refreshed = true;
         repo = Repo::open(&git_dir)?;
-        verdict = enforce(&repo, &context, &request)?;
+        verdict = enforce_inspected(&repo, &context, &request, &inspected)?;
         refreshed |= verdict.refreshed;
     }
     // The lifecycle events, under the same lock: the log's order is the
