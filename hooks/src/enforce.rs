@@ -219,6 +219,37 @@ impl Inspected {
     }
 }
 
+impl Inspected {
+    /// When the content of every command of `request` is refused, the
+    /// outcomes: such a push is answered without waiting for the lifecycle
+    /// lock (nothing of it could land).
+    pub fn refuses_all(&self, context: &Context, request: &Request) -> Option<Vec<Outcome>> {
+        if request.commands.is_empty() {
+            return None;
+        }
+        request
+            .commands
+            .iter()
+            .map(|command| {
+                let RefKind::Draft { package, .. } = context.layout.classify(&command.refname)
+                else {
+                    return None;
+                };
+                if command.is_delete() {
+                    return None;
+                }
+                match self.kptfile(&command.new, &package)? {
+                    Ok(()) => None,
+                    Err(refusal) => Some(Outcome::Rejected {
+                        refname: command.refname.clone(),
+                        reason: refusal.to_string(),
+                    }),
+                }
+            })
+            .collect()
+    }
+}
+
 /// Check the content of every commit `request` pushes as a draft (its
 /// package's Kptfile), without any lock: see [`Inspected`].
 pub fn inspect(repo: &Repo, context: &Context, request: &Request) -> Inspected {

@@ -159,6 +159,9 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
     let lock = std::fs::File::create(git_dir.join("cadgate.lock"))?;
     // User content (Kptfiles) is judged before the lock: never parsed while holding it.
     let inspected = inspect(&Repo::open(&git_dir)?, &context, &request);
+    if let Some(refused) = inspected.refuses_all(&context, &request) {
+        return Ok(write_outcomes(&mut stdout, &refused)?);
+    }
     lock.lock()?;
     let mut repo = Repo::open(&git_dir)?;
     let mut verdict = enforce_inspected(&repo, &context, &request, &inspected)?;

@@ -123,8 +123,8 @@ pub async fn create(
         .package(create.package_name.trim_matches('/'))
         .ok_or_else(|| {
             invalid(format!(
-                "packageName '{}' is not a package path below the repository's directory '{}'",
-                create.package_name, repo.config.directory
+                "packageName '{}' is not a package path below the repository's directory '{}' (each segment of a new package path is {})",
+                create.package_name, repo.config.directory, cadgate_config::names::DNS_LABEL_RULE
             ))
         })?;
     // The push rules judge names too; checking here first answers 422 with
