@@ -256,7 +256,18 @@ mod tests {
         for ok in ["basens", "k01", "catalog/gcp/bucket", "a-b/c1"] {
             assert_eq!(validate_new_package_path(ok), Ok(()), "{ok}");
         }
-        for bad in ["-x", "x.y", "Upper", "a_b", "a/", "/a", "a//b", "x-", "", &"a".repeat(64)] {
+        for bad in [
+            "-x",
+            "x.y",
+            "Upper",
+            "a_b",
+            "a/",
+            "/a",
+            "a//b",
+            "x-",
+            "",
+            &"a".repeat(64),
+        ] {
             let e = validate_new_package_path(bad).expect_err(bad);
             assert!(e.contains("DNS-1123") || e.contains("empty"), "{e}");
         }

@@ -213,7 +213,10 @@ mod tests {
         let big = "a".repeat(2 * 1024 * 1024);
         assert!(matches!(kptfile(&big), Err(LimitError::TooLarge { .. })));
         let keys: String = (0..60_000).map(|i| format!("k{i}: v\n")).collect();
-        assert!(matches!(kptfile(&keys), Err(LimitError::TooManyNodes { .. })));
+        assert!(matches!(
+            kptfile(&keys),
+            Err(LimitError::TooManyNodes { .. })
+        ));
     }
 
     #[test]
@@ -235,9 +238,6 @@ mod tests {
                 max: Limits::KPTFILE.max_nodes
             })
         );
-        assert_eq!(
-            kptfile(&text),
-            Err(LimitError::TooManyAliases { max: 16 })
-        );
+        assert_eq!(kptfile(&text), Err(LimitError::TooManyAliases { max: 16 }));
     }
 }

@@ -33,7 +33,10 @@ pub fn merge_file(
         ));
         return local.to_vec();
     };
-    if [b, u, l].iter().any(|t| t.len() > MAX_LINE_MERGE_BYTES || t.lines().count() > MAX_LINE_MERGE_LINES) {
+    if [b, u, l]
+        .iter()
+        .any(|t| t.len() > MAX_LINE_MERGE_BYTES || t.lines().count() > MAX_LINE_MERGE_LINES)
+    {
         conflicts.push(conflict(format!(
             "both sides changed it, and it is over {MAX_LINE_MERGE_LINES} lines or {} KiB, too large for a line merge; the local file is kept",
             MAX_LINE_MERGE_BYTES / 1024
