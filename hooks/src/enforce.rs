@@ -256,11 +256,10 @@ pub fn inspect(repo: &Repo, context: &Context, request: &Request) -> Inspected {
     let mut inspected = Inspected::default();
     for command in request.commands.iter().filter(|c| !c.is_delete()) {
         if let RefKind::Draft { package, .. } = context.layout.classify(&command.refname) {
-            let key = (command.new.clone(), package);
-            if !inspected.kptfiles.contains_key(&key) {
-                let result = check_kptfile(repo, &key.1, &key.0);
-                inspected.kptfiles.insert(key, result);
-            }
+            inspected
+                .kptfiles
+                .entry((command.new.clone(), package))
+                .or_insert_with_key(|(commit, package)| check_kptfile(repo, package, commit));
         }
     }
     inspected
