@@ -120,6 +120,83 @@ pub fn validate_user_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The rule new package path segments and workspaces follow (Porch's): a
+/// DNS-1123 label.
+pub const DNS_LABEL_RULE: &str = "a DNS-1123 label: 1 to 63 lowercase letters, digits and `-`, starting and ending with a letter or digit";
+
+/// The longest package path, in bytes.
+pub const MAX_PACKAGE_PATH: usize = 512;
+
+/// Whether `name` is a DNS-1123 label ([`DNS_LABEL_RULE`]).
+pub fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+/// Check a workspace name: a DNS-1123 label, as Porch requires.
+pub fn validate_workspace(workspace: &str) -> Result<(), String> {
+    if is_dns_label(workspace) {
+        Ok(())
+    } else {
+        Err(format!(
+            "workspace {workspace:?} is not valid: a workspace is {DNS_LABEL_RULE}"
+        ))
+    }
+}
+
+/// Whether `path` names a package that may already exist: `/`-separated
+/// segments of `[A-Za-z0-9._-]`, none empty, none starting with `.` or `-`
+/// (no `..`, hidden directories or option-like names), none ending in
+/// `.lock`, at most [`MAX_PACKAGE_PATH`] bytes. Foreign repositories (Porch's
+/// own, older pushes) hold such names; they are listed and move through the
+/// lifecycle, but new packages follow [`validate_new_package_path`].
+pub fn is_existing_package_path(path: &str) -> bool {
+    path.len() <= MAX_PACKAGE_PATH
+        && !path.is_empty()
+        && path.split('/').all(|segment| {
+            !segment.is_empty()
+                && !segment.starts_with('.')
+                && !segment.starts_with('-')
+                && !segment.ends_with(".lock")
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+}
+
+/// Check the path of a package being created: every `/`-separated segment
+/// a DNS-1123 label (Porch's rule), at most [`MAX_PACKAGE_PATH`] bytes.
+pub fn validate_new_package_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("a package path cannot be empty".into());
+    }
+    if path.len() > MAX_PACKAGE_PATH {
+        return Err(format!(
+            "a package path is at most {MAX_PACKAGE_PATH} bytes; this one has {}",
+            path.len()
+        ));
+    }
+    if let Some(segment) = path.split('/').find(|s| !is_dns_label(s)) {
+        return Err(format!(
+            "package path {path:?} is not valid for a new package: segment {segment:?} must be {DNS_LABEL_RULE}"
+        ));
+    }
+    Ok(())
+}
+
+/// The part of an API revision name (`repo.<this>.ws`) a package path maps
+/// to: its `/` become `.`, so `x.y` and `x/y` map alike; two packages of one
+/// repository with one key cannot both exist.
+pub fn api_name_key(package: &str) -> String {
+    package.replace('/', ".")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +249,40 @@ mod tests {
         ] {
             assert!(validate_branch(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn new_names_are_dns_labels_and_existing_ones_are_not_option_like() {
+        for ok in ["basens", "k01", "catalog/gcp/bucket", "a-b/c1"] {
+            assert_eq!(validate_new_package_path(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "-x",
+            "x.y",
+            "Upper",
+            "a_b",
+            "a/",
+            "/a",
+            "a//b",
+            "x-",
+            "",
+            &"a".repeat(64),
+        ] {
+            let e = validate_new_package_path(bad).expect_err(bad);
+            assert!(e.contains("DNS-1123") || e.contains("empty"), "{e}");
+        }
+        assert!(validate_new_package_path(&"a/".repeat(300)).is_err());
+        for ok in ["x.y", "Upper/a_b", "basens"] {
+            assert!(is_existing_package_path(ok), "{ok}");
+        }
+        for bad in ["-x", "a/-x", ".x", "a/../b", "a.lock", "a b", ""] {
+            assert!(!is_existing_package_path(bad), "{bad}");
+        }
+        assert_eq!(validate_workspace("ws-1"), Ok(()));
+        for bad in ["-w", "w-", "W", "w.1", "w_1", ""] {
+            assert!(validate_workspace(bad).is_err(), "{bad}");
+        }
+        assert_eq!(api_name_key("x/y"), api_name_key("x.y"));
     }
 
     #[test]

@@ -70,15 +70,49 @@ impl AuditLog {
     }
 }
 
-/// The user who proposed `commit`, from its audit note.
-pub fn proposer(repo: &Repo, tip: Option<&str>, commit: &str) -> Result<Option<String>, GitError> {
+/// The audit line recording that `user` proposed `package` workspace
+/// `workspace` at `at`: the proposal is named, since one commit can be the
+/// tip of several proposals (one per workspace) over its life.
+pub fn proposed_by(user: &str, at: u64, package: &str, workspace: &str) -> String {
+    format!("proposed-by: {user} {at} {package}/{workspace}")
+}
+
+/// The user who made the proposal `package` workspace `workspace` whose tip
+/// is `commit`: the newest `proposed-by` line of the commit's note naming
+/// that proposal. Another proposal of the same commit (another workspace,
+/// perhaps deleted since) never counts. Lines written before proposals were
+/// named (no third field) are the fallback, newest first.
+pub fn proposer(
+    repo: &Repo,
+    tip: Option<&str>,
+    commit: &str,
+    package: &str,
+    workspace: &str,
+) -> Result<Option<String>, GitError> {
     let Some(tip) = tip else { return Ok(None) };
     let note = repo.read_file(tip, commit)?.unwrap_or_default();
-    Ok(note
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("proposed-by: "))
-        .map(|rest| rest.split_whitespace().next().unwrap_or("").to_string()))
+    Ok(proposer_in(&note, &format!("{package}/{workspace}")))
+}
+
+fn proposer_in(note: &str, proposal: &str) -> Option<String> {
+    let mut legacy = None;
+    for line in note.lines().rev() {
+        let Some(rest) = line.strip_prefix("proposed-by: ") else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let (Some(user), _at) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        match fields.next() {
+            Some(named) if named == proposal => return Some(user.to_string()),
+            Some(_) => {}
+            None => {
+                legacy.get_or_insert_with(|| user.to_string());
+            }
+        }
+    }
+    legacy
 }
 
 /// Seconds since the epoch, for audit lines.
@@ -87,4 +121,25 @@ pub fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proposer_is_the_one_of_this_proposal() {
+        let note = format!(
+            "{}\n{}\n",
+            proposed_by("bob", 1, "app", "ws2"),
+            proposed_by("alice", 2, "app", "ws1")
+        );
+        assert_eq!(proposer_in(&note, "app/ws2").as_deref(), Some("bob"));
+        assert_eq!(proposer_in(&note, "app/ws1").as_deref(), Some("alice"));
+        assert_eq!(proposer_in(&note, "app/ws3"), None);
+        let old = "proposed-by: carol 1\nproposed-by: dave 2\n";
+        assert_eq!(proposer_in(old, "app/ws1").as_deref(), Some("dave"));
+        let mixed = format!("{old}{}\n", proposed_by("erin", 3, "app", "ws1"));
+        assert_eq!(proposer_in(&mixed, "app/ws1").as_deref(), Some("erin"));
+    }
 }

@@ -202,14 +202,107 @@ impl Plan {
     }
 }
 
-/// Judge and carry out `request` on `repo`.
+/// What the pushed commits hold, judged before the lifecycle lock is taken:
+/// each draft's Kptfile, read and parsed once per (commit, package). Pushed
+/// commits never change, so these results stay true while other pushes land;
+/// judging under the lock reads them instead of parsing user content.
+#[derive(Debug, Default)]
+pub struct Inspected {
+    kptfiles: HashMap<(String, PackagePath), Result<(), Refusal>>,
+}
+
+impl Inspected {
+    /// The result for the Kptfile of `package` in `commit`, if inspected.
+    fn kptfile(&self, commit: &str, package: &PackagePath) -> Option<Result<(), Refusal>> {
+        self.kptfiles
+            .get(&(commit.to_string(), package.clone()))
+            .cloned()
+    }
+}
+
+impl Inspected {
+    /// When the content of every command of `request` is refused, the
+    /// outcomes: such a push is answered without waiting for the lifecycle
+    /// lock (nothing of it could land).
+    pub fn refuses_all(&self, context: &Context, request: &Request) -> Option<Vec<Outcome>> {
+        if request.commands.is_empty() {
+            return None;
+        }
+        request
+            .commands
+            .iter()
+            .map(|command| {
+                let RefKind::Draft { package, .. } = context.layout.classify(&command.refname)
+                else {
+                    return None;
+                };
+                if command.is_delete() {
+                    return None;
+                }
+                match self.kptfile(&command.new, &package)? {
+                    Ok(()) => None,
+                    Err(refusal) => Some(Outcome::Rejected {
+                        refname: command.refname.clone(),
+                        reason: refusal.to_string(),
+                    }),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Check the content of every commit `request` pushes as a draft (its
+/// package's Kptfile), without any lock: see [`Inspected`].
+pub fn inspect(repo: &Repo, context: &Context, request: &Request) -> Inspected {
+    let mut inspected = Inspected::default();
+    for command in request.commands.iter().filter(|c| !c.is_delete()) {
+        if let RefKind::Draft { package, .. } = context.layout.classify(&command.refname) {
+            inspected
+                .kptfiles
+                .entry((command.new.clone(), package))
+                .or_insert_with_key(|(commit, package)| check_kptfile(repo, package, commit));
+        }
+    }
+    inspected
+}
+
+/// The package's Kptfile in `commit`: present, within the bounds on a
+/// Kptfile, and valid for the package.
+fn check_kptfile(repo: &Repo, package: &PackagePath, commit: &str) -> Result<(), Refusal> {
+    let kptfile_path = format!("{package}/{KPTFILE}");
+    let text = repo
+        .read_file(commit, &kptfile_path)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            refuse(
+                "draft-needs-kptfile",
+                format!("the draft has no {kptfile_path}; a package is a directory with a Kptfile"),
+            )
+        })?;
+    Kptfile::parse_for(package, &text).map_err(|e| refuse("kptfile", e.to_string()))?;
+    Ok(())
+}
+
+/// Judge and carry out `request` on `repo`, inspecting its content first.
 pub fn enforce(repo: &Repo, context: &Context, request: &Request) -> Result<Verdict, GitError> {
+    let inspected = inspect(repo, context, request);
+    enforce_inspected(repo, context, request, &inspected)
+}
+
+/// Judge and carry out `request` on `repo` with its content already
+/// [`inspect`]ed: under the lifecycle lock only refs and trees are read.
+pub fn enforce_inspected(
+    repo: &Repo,
+    context: &Context,
+    request: &Request,
+    inspected: &Inspected,
+) -> Result<Verdict, GitError> {
     let snapshot = Snapshot::read(repo, &context.layout, &request.commands)?;
     let mut planned: Vec<(usize, Plan)> = Vec::new();
     let mut refusals: Vec<(usize, Refusal)> = Vec::new();
     let mut publishing = false;
     for (i, command) in request.commands.iter().enumerate() {
-        match judge(repo, context, &snapshot, command) {
+        match judge(repo, context, &snapshot, inspected, command) {
             Ok(plan) => {
                 let publishes = plan.publishes;
                 if publishes && publishing {
@@ -378,6 +471,7 @@ fn judge(
     repo: &Repo,
     context: &Context,
     snapshot: &Snapshot,
+    inspected: &Inspected,
     command: &Command,
 ) -> Result<Plan, Refusal> {
     let layout = &context.layout;
@@ -393,6 +487,12 @@ fn judge(
     let at = audit::now();
     match transition {
         Transition::SaveDraft { package, workspace } => {
+            if command.is_create() {
+                check_new_package(repo, context, snapshot, &package)?;
+            }
+            inspected
+                .kptfile(&command.new, &package)
+                .unwrap_or_else(|| check_kptfile(repo, &package, &command.new))?;
             check_draft(repo, context, snapshot, &package, &workspace, &command.new)?;
             let edit = if command.is_create() {
                 RefEdit::Create {
@@ -437,7 +537,7 @@ fn judge(
             layout.draft_ref(&package, &workspace),
             &command.new,
             format!("proposed {package} workspace {workspace}"),
-            format!("proposed-by: {user} {at}"),
+            audit::proposed_by(user, at, package.as_str(), &workspace),
         )
         .with_event(EventKind::Proposed, &package, &workspace, 0, &command.new)),
         Transition::RejectProposal { package, workspace } => Ok(move_ref(
@@ -552,7 +652,14 @@ fn publish(
     let branch_ref = layout.branch_ref();
     let tip = snapshot.branch_tip()?;
     let notes_tip = snapshot.get(NOTES);
-    let proposer = audit::proposer(repo, notes_tip.as_deref(), proposal).map_err(internal)?;
+    let proposer = audit::proposer(
+        repo,
+        notes_tip.as_deref(),
+        proposal,
+        package.as_str(),
+        workspace,
+    )
+    .map_err(internal)?;
     if !context.self_approval && proposer.as_deref() == Some(context.user.as_str()) {
         return Err(refuse(
             "no-self-approval",
@@ -830,7 +937,69 @@ fn refuse(rule: &'static str, message: String) -> Refusal {
     Refusal { rule, message }
 }
 
-/// The package rules of a draft commit (contract §6, first row).
+/// The package a lifecycle ref belongs to.
+fn package_of(kind: RefKind) -> Option<PackagePath> {
+    match kind {
+        RefKind::Draft { package, .. }
+        | RefKind::Proposed { package, .. }
+        | RefKind::Published { package, .. }
+        | RefKind::DeletionProposed { package, .. } => Some(package),
+        _ => None,
+    }
+}
+
+/// A draft creating a package path that no lifecycle ref and no Kptfile on
+/// the branch holds yet makes a new package: its path below the package
+/// directory follows Porch's rule (every segment a DNS-1123 label), and its
+/// API name (`repo.<path with / as .>.ws`) is no other package's. Packages
+/// that already exist under other names (Porch's own repositories, older
+/// pushes) keep working.
+fn check_new_package(
+    repo: &Repo,
+    context: &Context,
+    snapshot: &Snapshot,
+    package: &PackagePath,
+) -> Result<(), Refusal> {
+    use cadgate_config::names::{api_name_key, validate_new_package_path};
+    let layout = &context.layout;
+    let in_refs = snapshot
+        .refs
+        .keys()
+        .any(|name| package_of(layout.classify(name)).as_ref() == Some(package));
+    if in_refs {
+        return Ok(());
+    }
+    if let Some(tip) = snapshot.get(&layout.branch_ref()) {
+        let on_branch = repo
+            .files_exist(&[(tip, format!("{package}/{KPTFILE}"))])
+            .map_err(internal)?;
+        if on_branch.first().copied().unwrap_or(false) {
+            return Ok(());
+        }
+    }
+    validate_new_package_path(layout.package_name(package))
+        .map_err(|m| refuse("package-name", m))?;
+    // New packages are rare: reading every lifecycle ref here is cheap
+    // enough, and only this sees a collision.
+    let key = api_name_key(package.as_str());
+    let every = repo
+        .refs_under(&[DRAFTS, PROPOSED, TAGS, DELETION_PROPOSED])
+        .map_err(internal)?;
+    if let Some(other) = every
+        .iter()
+        .filter_map(|r| package_of(layout.classify(&r.name)))
+        .find(|p| p != package && api_name_key(p.as_str()) == key)
+    {
+        return Err(refuse(
+            "api-name-is-unique",
+            format!("package {package} would have the same API name as package {other} (both are {key} in revision names); pick another path"),
+        ));
+    }
+    Ok(())
+}
+
+/// The package rules of a draft commit (contract §6, first row) besides its
+/// Kptfile ([`check_kptfile`]).
 fn check_draft(
     repo: &Repo,
     context: &Context,
@@ -840,18 +1009,6 @@ fn check_draft(
     commit: &str,
 ) -> Result<(), Refusal> {
     let layout = &context.layout;
-    // The Kptfile.
-    let kptfile_path = format!("{package}/{KPTFILE}");
-    let text = repo
-        .read_file(commit, &kptfile_path)
-        .map_err(internal)?
-        .ok_or_else(|| {
-            refuse(
-                "draft-needs-kptfile",
-                format!("the draft has no {kptfile_path}; a package is a directory with a Kptfile"),
-            )
-        })?;
-    Kptfile::parse_for(package, &text).map_err(|e| refuse("kptfile", e.to_string()))?;
     // Only the package changes, compared with where it left the branch.
     let branch = snapshot.get(&layout.branch_ref());
     let base = match &branch {

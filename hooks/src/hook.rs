@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use cadgate_config::Role;
 
-use crate::enforce::{enforce, Context};
+use crate::enforce::{enforce_inspected, inspect, Context};
 use crate::git::Repo;
 use crate::journal;
 use crate::proc_receive::{read_request, write_outcomes, Outcome};
@@ -159,6 +159,11 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
     // One lifecycle transaction at a time per repository; the ref
     // transaction's compare-and-swap guards against everything else.
     let lock = std::fs::File::create(git_dir.join("cadgate.lock"))?;
+    // User content (Kptfiles) is judged before the lock: never parsed while holding it.
+    let inspected = inspect(&Repo::open(&git_dir)?, &context, &request);
+    if let Some(refused) = inspected.refuses_all(&context, &request) {
+        return Ok(write_outcomes(&mut stdout, &refused)?);
+    }
     lock.lock()?;
     let repository = options
         .repository
@@ -190,7 +195,7 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
         }
     };
     let mut repo = Repo::open(&git_dir)?;
-    let mut verdict = enforce(&repo, &context, &request)?;
+    let mut verdict = enforce_inspected(&repo, &context, &request, &inspected)?;
     let mut refreshed = verdict.refreshed;
     // Forward mode: a ref moved upstream (another replica published, say).
     // Refresh the mirror and judge again, a bounded number of times.
@@ -206,7 +211,7 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
         }
         refreshed = true;
         repo = Repo::open(&git_dir)?;
-        verdict = enforce(&repo, &context, &request)?;
+        verdict = enforce_inspected(&repo, &context, &request, &inspected)?;
         refreshed |= verdict.refreshed;
     }
     // The lifecycle events, under the same lock: the log's order is the

@@ -4,6 +4,7 @@
 //! Only the fields cadgate reads are modelled; everything else in a Kptfile
 //! (pipeline, info, inventory, status, …) is allowed and left alone.
 
+use cadgate_merge::limits::{self, LimitError, Limits};
 use serde::{Deserialize, Serialize};
 
 use crate::refs::PackagePath;
@@ -87,6 +88,14 @@ pub enum KptfileError {
         /// The parser's message.
         detail: String,
     },
+    /// Beyond the bounds on a Kptfile ([`cadgate_merge::limits::Limits::KPTFILE`]).
+    #[error("{path}/Kptfile is refused: {detail} (a Kptfile is at most 1 MiB, nests at most 64 deep, has at most 16 aliases and 50000 nodes)")]
+    OutOfBounds {
+        /// The package.
+        path: String,
+        /// The bound it broke.
+        detail: String,
+    },
     /// Wrong apiVersion or kind.
     #[error("{path}/Kptfile must have apiVersion: kpt.dev/v1 and kind: Kptfile (found {api_version} {kind})")]
     NotAKptfile {
@@ -126,15 +135,35 @@ pub fn upstream_lock_of(text: &str) -> Option<UpstreamLock> {
         #[serde(default)]
         upstream_lock: Option<UpstreamLock>,
     }
-    serde_norway::from_str::<Lock>(text).ok()?.upstream_lock
+    bounded::<Lock>(text).ok()?.ok()?.upstream_lock
+}
+
+/// Parse a Kptfile's text once it is within the bounds on a Kptfile: the
+/// outer error is the bound it broke, the inner one the parser's. The bound
+/// check is one linear pass; the parser then sees a text it handles in
+/// linear time (no deep nesting, no alias expansion beyond the bound).
+fn bounded<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<Result<T, serde_norway::Error>, LimitError> {
+    match limits::check(text, &Limits::KPTFILE) {
+        Ok(()) => Ok(serde_norway::from_str(text)),
+        // Malformed, not hostile: the event parser's message says where,
+        // and the tree parser never sees it.
+        Err(LimitError::Syntax(detail)) => Ok(Err(serde::de::Error::custom(detail))),
+        Err(e) => Err(e),
+    }
 }
 
 impl Kptfile {
     /// Parse and check the Kptfile of `package`.
     pub fn parse_for(package: &PackagePath, text: &str) -> Result<Kptfile, KptfileError> {
         let path = package.as_str().to_string();
-        let kptfile: Kptfile =
-            serde_norway::from_str(text).map_err(|e| KptfileError::Unparsable {
+        let kptfile: Kptfile = bounded(text)
+            .map_err(|e| KptfileError::OutOfBounds {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?
+            .map_err(|e| KptfileError::Unparsable {
                 path: path.clone(),
                 detail: e.to_string(),
             })?;
@@ -229,5 +258,30 @@ mod tests {
         let lock = ok.upstream_lock.and_then(|l| l.git).expect("lock");
         assert_eq!(lock.reference, "bucket/v1");
         assert!(Kptfile::parse_for(&package("bucket"), &with_lock("abc")).is_err());
+    }
+
+    fn refused(text: &str) -> String {
+        let e = Kptfile::parse_for(&package("bucket"), text).expect_err("refused");
+        assert!(matches!(e, KptfileError::OutOfBounds { .. }), "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn hostile_kptfiles_are_refused_by_the_bound_they_break() {
+        assert!(refused(&"[".repeat(200 * 1024)).contains("nests collections more than 64 deep"));
+        assert!(refused(&"{a: ".repeat(100 * 1024)).contains("more than 64 deep"));
+        let mut laughs = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..9 {
+            let items = vec![format!("*a{}", i - 1); 9].join(", ");
+            laughs.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+        }
+        assert!(refused(&laughs).contains("aliases"));
+        let huge = format!("{GOOD}description: {}\n", "x".repeat(60 * 1024 * 1024));
+        assert!(refused(&huge).contains("at most 1048576 are accepted"));
+        let keys = |n: usize| -> String { (0..n).map(|i| format!("k{i}: v\n")).collect() };
+        // 200,000 keys are over the size bound already; 60,000 fit in it.
+        assert!(refused(&format!("{GOOD}{}", keys(200_000))).contains("bytes; at most"));
+        assert!(refused(&format!("{GOOD}{}", keys(60_000))).contains("more than 50000 nodes"));
+        assert!(upstream_lock_of(&"[".repeat(200 * 1024)).is_none());
     }
 }

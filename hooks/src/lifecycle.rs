@@ -253,6 +253,20 @@ pub fn classify(
             "audit-is-server-owned",
             format!("{name} holds cadgate's audit trail and is written only by the server"),
         )),
+        RefKind::Foreign
+            if [
+                crate::refs::DRAFTS,
+                crate::refs::PROPOSED,
+                crate::refs::DELETION_PROPOSED,
+            ]
+            .iter()
+            .any(|ns| name.starts_with(ns)) =>
+        {
+            Err(Refusal::new(
+                "unknown-namespace",
+                format!("{name} does not name a package and workspace: a package path is `/`-separated segments below `{}` and a workspace is the last segment; new package path segments and workspaces are each {} (no segment starts with `-` or `.`)", if layout.directory().is_empty() { "/" } else { layout.directory() }, cadgate_config::names::DNS_LABEL_RULE),
+            ))
+        }
         RefKind::Foreign => Err(Refusal::new(
             "unknown-namespace",
             format!("{name} is outside the package layout; push drafts to refs/heads/drafts/<package>/<workspace> (package paths below `{}`, workspaces are lowercase RFC 1123 labels)", if layout.directory().is_empty() { "/" } else { layout.directory() }),

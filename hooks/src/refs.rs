@@ -231,32 +231,18 @@ pub fn parse_revision(version: &str) -> Option<u64> {
 }
 
 /// A workspace is an RFC 1123 label: lowercase alphanumerics and `-`, at most
-/// 63 characters, starting and ending with an alphanumeric.
+/// 63 characters, starting and ending with an alphanumeric
+/// ([`cadgate_config::names::is_dns_label`]).
 pub fn is_workspace(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes[0] != b'-'
-        && bytes[bytes.len() - 1] != b'-'
+    cadgate_config::names::is_dns_label(name)
 }
 
-/// A package path: `/`-separated segments of `[A-Za-z0-9._-]`, none empty,
-/// none starting with `.` (so no `.`, `..` or hidden directories), at most
-/// 512 bytes.
+/// A package path as the layout reads it from refs: see
+/// [`cadgate_config::names::is_existing_package_path`] (no segment empty or
+/// starting with `.` or `-`). New packages follow the stricter
+/// [`cadgate_config::names::validate_new_package_path`].
 pub fn is_package_path(path: &str) -> bool {
-    path.len() <= 512
-        && !path.is_empty()
-        && path.split('/').all(|segment| {
-            !segment.is_empty()
-                && !segment.starts_with('.')
-                && !segment.ends_with(".lock")
-                && segment
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        })
+    cadgate_config::names::is_existing_package_path(path)
 }
 
 #[cfg(test)]
@@ -317,6 +303,8 @@ mod tests {
             "refs/heads/drafts/../x/ws",
             "refs/heads/drafts/.hidden/ws",
             "refs/heads/drafts//ws",
+            "refs/heads/drafts/-x/w1",
+            "refs/tags/a/-x/v1",
             "refs/pull/1/head",
             "HEAD",
         ] {

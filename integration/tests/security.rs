@@ -3,6 +3,8 @@
 //! docs/security.md says what each defends.
 
 // A crate root's modules live beside it, so each part names its file.
+#[path = "security/content.rs"]
+mod content;
 #[path = "security/crash.rs"]
 mod crash;
 #[path = "security/fetch.rs"]

@@ -106,6 +106,7 @@
 #![warn(missing_docs)]
 
 pub mod kptfile;
+pub mod limits;
 mod node;
 mod text;
 mod yaml;

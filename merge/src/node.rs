@@ -15,6 +15,8 @@
 
 use std::fmt::Write as _;
 
+use std::collections::HashSet;
+
 use saphyr_parser::{Event, Parser, ScalarStyle};
 
 /// Why a YAML stream could not be read into [`Node`]s.
@@ -26,6 +28,9 @@ pub enum ParseError {
     /// The YAML is malformed.
     #[error("{0}")]
     Syntax(String),
+    /// Beyond the bounds on user YAML ([`crate::limits`]).
+    #[error("{0}")]
+    Limit(crate::limits::LimitError),
     /// Valid YAML using a feature the merge does not represent.
     #[error("it uses {0}, which the resource merge does not handle")]
     Unsupported(&'static str),
@@ -81,6 +86,14 @@ impl PartialEq for Scalar {
 
 impl Eq for Scalar {}
 
+/// Hashes what [`PartialEq`] compares.
+impl std::hash::Hash for Scalar {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.value.hash(state);
+        self.is_string().hash(state);
+    }
+}
+
 /// A YAML node.
 #[derive(Debug, Clone)]
 pub enum Node {
@@ -99,9 +112,19 @@ impl PartialEq for Node {
             (Node::Scalar(a), Node::Scalar(b)) => a == b,
             (Node::Seq(a), Node::Seq(b)) => a == b,
             (Node::Map(a), Node::Map(b)) => {
-                a.len() == b.len()
-                    && a.iter()
-                        .all(|(key, value)| map_get(b, key).is_some_and(|v| v == value))
+                if a.len() != b.len() {
+                    return false;
+                }
+                if a.len() <= 16 {
+                    return a
+                        .iter()
+                        .all(|(key, value)| map_get(b, key).is_some_and(|v| v == value));
+                }
+                // Wide mappings compare through an index: linear, not quadratic.
+                let index: std::collections::HashMap<&Scalar, &Node> =
+                    b.iter().map(|(k, v)| (k, v)).collect();
+                a.iter()
+                    .all(|(key, value)| index.get(key).is_some_and(|v| *v == value))
             }
             _ => false,
         }
@@ -198,6 +221,12 @@ fn plain_is_string(text: &str) -> bool {
 /// Read a YAML stream into its non-empty documents.
 pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Node>, ParseError> {
     let text = std::str::from_utf8(bytes).map_err(|_| ParseError::NotUtf8)?;
+    use crate::limits::{check, LimitError, Limits};
+    check(text, &Limits::RESOURCES).map_err(|e| match e {
+        LimitError::TooDeep { .. } => ParseError::Unsupported("collections nested over 128 deep"),
+        LimitError::Syntax(message) => ParseError::Syntax(message),
+        other => ParseError::Limit(other),
+    })?;
     let mut builder = Builder::default();
     for event in Parser::new_from_str(text) {
         let (event, _span) = event.map_err(|e| ParseError::Syntax(e.to_string()))?;
@@ -213,7 +242,7 @@ const MAX_DEPTH: usize = 128;
 /// A collection being read.
 enum Open {
     Seq(Vec<Node>),
-    Map(Vec<(Scalar, Node)>, Option<Scalar>),
+    Map(Vec<(Scalar, Node)>, Option<Scalar>, HashSet<Scalar>),
 }
 
 #[derive(Default)]
@@ -253,7 +282,7 @@ impl Builder {
             Event::MappingStart(anchor, tag) => {
                 check_plain(anchor, tag.is_some())?;
                 self.check_depth()?;
-                self.stack.push(Open::Map(Vec::new(), None));
+                self.stack.push(Open::Map(Vec::new(), None, HashSet::new()));
                 Ok(())
             }
             Event::SequenceEnd => match self.stack.pop() {
@@ -261,7 +290,7 @@ impl Builder {
                 _ => Err(ParseError::Syntax("unbalanced sequence".into())),
             },
             Event::MappingEnd => match self.stack.pop() {
-                Some(Open::Map(entries, None)) => self.push(Node::Map(entries)),
+                Some(Open::Map(entries, None, _)) => self.push(Node::Map(entries)),
                 _ => Err(ParseError::Syntax("unbalanced mapping".into())),
             },
         }
@@ -276,8 +305,8 @@ impl Builder {
     }
 
     fn push_scalar(&mut self, scalar: Scalar) -> Result<(), ParseError> {
-        if let Some(Open::Map(entries, key @ None)) = self.stack.last_mut() {
-            if map_get(entries, &scalar).is_some() {
+        if let Some(Open::Map(_, key @ None, seen)) = self.stack.last_mut() {
+            if !seen.insert(scalar.clone()) {
                 return Err(ParseError::Unsupported("a duplicate mapping key"));
             }
             *key = Some(scalar);
@@ -298,7 +327,7 @@ impl Builder {
                 items.push(node);
                 Ok(())
             }
-            Some(Open::Map(entries, key)) => match key.take() {
+            Some(Open::Map(entries, key, _)) => match key.take() {
                 Some(k) => {
                     entries.push((k, node));
                     Ok(())

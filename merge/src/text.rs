@@ -33,6 +33,16 @@ pub fn merge_file(
         ));
         return local.to_vec();
     };
+    if [b, u, l]
+        .iter()
+        .any(|t| t.len() > MAX_LINE_MERGE_BYTES || t.lines().count() > MAX_LINE_MERGE_LINES)
+    {
+        conflicts.push(conflict(format!(
+            "both sides changed it, and it is over {MAX_LINE_MERGE_LINES} lines or {} KiB, too large for a line merge; the local file is kept",
+            MAX_LINE_MERGE_BYTES / 1024
+        )));
+        return local.to_vec();
+    }
     match diffy::merge(b, l, u) {
         Ok(merged) => merged.into_bytes(),
         Err(marked) => {
@@ -41,6 +51,12 @@ pub fn merge_file(
         }
     }
 }
+
+/// The largest file merged line by line (a diff's time grows with the
+/// product of length and differences, so hostile input is bounded).
+const MAX_LINE_MERGE_BYTES: usize = 1024 * 1024;
+/// The most lines of a file merged line by line.
+const MAX_LINE_MERGE_LINES: usize = 20_000;
 
 /// The file as text, when it is UTF-8 without NUL bytes.
 fn as_text(bytes: &[u8]) -> Option<&str> {

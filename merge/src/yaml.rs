@@ -2,9 +2,9 @@
 //! changed, after kpt's `resource-merge` strategy: the rules are in the
 //! crate documentation, "YAML files".
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::node::{self, map_get, parse_documents, Node, ParseError, Scalar};
+use crate::node::{self, parse_documents, Node, ParseError, Scalar};
 use crate::{Conflict, ResourceId};
 
 /// Merge one YAML file both sides changed, appending to `conflicts`.
@@ -28,6 +28,13 @@ pub fn merge_file(
             Ok(documents) => parsed.push(documents),
             Err(ParseError::Unsupported(_)) => {
                 return crate::text::merge_file(path, base, upstream, local, conflicts);
+            }
+            Err(ParseError::Limit(e)) => {
+                conflicts.push(file_conflict(format!(
+                    "both sides changed it, and the {side} file is beyond the bounds on YAML ({e}); \
+                     the local file is kept"
+                )));
+                return local.to_vec();
             }
             Err(e) => {
                 conflicts.push(file_conflict(format!(
@@ -79,7 +86,7 @@ fn line_merge_agreeing(
 }
 
 /// How resources are matched across the three sides.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct MatchKey {
     group: String,
     kind: String,
@@ -162,10 +169,13 @@ fn merge_resources(
     local: &[Resource<'_>],
     conflicts: &mut Vec<Conflict>,
 ) -> Vec<Node> {
+    // Indexed by identity, so files of many resources merge in linear time.
+    let (base, upstream_by_key) = (by_key(base), by_key(upstream));
+    let local_keys: HashSet<&MatchKey> = local.iter().map(|l| &l.key).collect();
     let mut out = Vec::new();
     for l in local {
-        let b = find(base, &l.key);
-        let u = find(upstream, &l.key);
+        let b = base.get(&l.key).copied();
+        let u = upstream_by_key.get(&l.key).copied();
         let mut fields = Fields {
             path,
             id: &l.id,
@@ -200,10 +210,10 @@ fn merge_resources(
         }
     }
     for u in upstream {
-        if local.iter().any(|l| l.key == u.key) {
+        if local_keys.contains(&u.key) {
             continue;
         }
-        match find(base, &u.key) {
+        match base.get(&u.key).copied() {
             None => out.push(u.value.clone()),
             Some(b) if b == u.value => {}
             Some(_) => conflicts.push(Conflict {
@@ -217,9 +227,19 @@ fn merge_resources(
     out
 }
 
-/// The resource of `side` matched by `key`.
-fn find<'v>(side: &[Resource<'v>], key: &MatchKey) -> Option<&'v Node> {
-    side.iter().find(|r| &r.key == key).map(|r| r.value)
+/// A mapping's entries by key.
+fn index(entries: &[(Scalar, Node)]) -> HashMap<&Scalar, &Node> {
+    entries.iter().map(|(k, v)| (k, v)).collect()
+}
+
+/// The resources of `side` by identity (the first of a duplicated one;
+/// files with duplicates are merged line by line before this).
+fn by_key<'s, 'v>(side: &'s [Resource<'v>]) -> HashMap<&'s MatchKey, &'v Node> {
+    let mut index = HashMap::with_capacity(side.len());
+    for r in side {
+        index.entry(&r.key).or_insert(r.value);
+    }
+    index
 }
 
 /// The Kptfile fields that are always the local ones.
@@ -303,16 +323,18 @@ impl Fields<'_> {
         u: &[(Scalar, Node)],
         l: &[(Scalar, Node)],
     ) -> Vec<(Scalar, Node)> {
-        let base = |key: &Scalar| b.and_then(|b| map_get(b, key));
+        // Indexed, so wide mappings merge in linear time.
+        let (bi, ui, li) = (b.map(index).unwrap_or_default(), index(u), index(l));
+        let base = |key: &Scalar| bi.get(key).copied();
         let mut out = Vec::new();
         for (key, lv) in l {
             let child = child_field(field, key);
-            if let Some(v) = self.merge(child, base(key), map_get(u, key), Some(lv)) {
+            if let Some(v) = self.merge(child, base(key), ui.get(key).copied(), Some(lv)) {
                 out.push((key.clone(), v));
             }
         }
         for (key, uv) in u {
-            if map_get(l, key).is_some() {
+            if li.contains_key(key) {
                 continue;
             }
             let child = child_field(field, key);
@@ -330,6 +352,7 @@ impl Fields<'_> {
         u: &[Node],
         l: &[Node],
     ) -> Vec<Node> {
+        let (bi, ui, li) = (named(b.unwrap_or_default()), named(u), named(l));
         let mut out = Vec::new();
         for le in l {
             let Some(name) = element_name(le) else {
@@ -338,8 +361,8 @@ impl Fields<'_> {
             let child = format!("{field}[name={name}]");
             if let Some(v) = self.merge(
                 child,
-                find_named(b, name),
-                find_named(Some(u), name),
+                bi.get(name).copied(),
+                ui.get(name).copied(),
                 Some(le),
             ) {
                 out.push(v);
@@ -349,11 +372,11 @@ impl Fields<'_> {
             let Some(name) = element_name(ue) else {
                 continue;
             };
-            if find_named(Some(l), name).is_some() {
+            if li.contains_key(name) {
                 continue;
             }
             let child = format!("{field}[name={name}]");
-            if let Some(v) = self.merge(child, find_named(b, name), Some(ue), None) {
+            if let Some(v) = self.merge(child, bi.get(name).copied(), Some(ue), None) {
                 out.push(v);
             }
         }
@@ -427,9 +450,15 @@ fn child_field(field: &str, key: &Scalar) -> String {
     }
 }
 
-/// The element of `list` named `name`.
-fn find_named<'v>(list: Option<&'v [Node]>, name: &str) -> Option<&'v Node> {
-    list?.iter().find(|e| element_name(e) == Some(name))
+/// The elements of `list` by their `name` (the first of a name).
+fn named(list: &[Node]) -> HashMap<&str, &Node> {
+    let mut index = HashMap::with_capacity(list.len());
+    for element in list {
+        if let Some(name) = element_name(element) {
+            index.entry(name).or_insert(element);
+        }
+    }
+    index
 }
 
 /// The `name` of a list element that is a mapping with a string `name`.

@@ -117,17 +117,7 @@ pub async fn serve(
             query.only(&[])?;
             let repo = repository(state, &principal, name)?;
             let (listed, _) = list(repo, None).await?;
-            let found = listed
-                .iter()
-                .find(|r| revision_name(name, r.package.as_str(), &r.workspace) == *revision)
-                .ok_or_else(|| {
-                    json(
-                        HttpError::not_found(format!(
-                            "repository '{name}' has no package revision '{revision}'"
-                        )),
-                        "not_found",
-                    )
-                })?;
+            let found = find_revision(name, &listed, revision)?;
             let keys = upstream_keys(state, std::slice::from_ref(found));
             let (latest, _) = upstream_latest(state, &principal, &keys).await?;
             serde_json::to_value(
@@ -622,6 +612,49 @@ async fn behind(
         }
     }
     Ok(serde_json::json!({ "items": items }))
+}
+
+/// The revision of `listed` whose API name is `name`: 404 when none is,
+/// 409 naming them when several are (packages `x.y` and `x/y` of one
+/// repository share their names): a name never acts on whichever is listed
+/// first.
+pub(crate) fn find_revision<'a>(
+    repository: &str,
+    listed: &'a [PackageRevision],
+    name: &str,
+) -> Result<&'a PackageRevision, HttpError> {
+    let mut found = listed
+        .iter()
+        .filter(|r| revision_name(repository, r.package.as_str(), &r.workspace) == name);
+    let first = found.next().ok_or_else(|| {
+        HttpError::not_found(format!(
+            "repository '{repository}' has no package revision '{name}'"
+        ))
+        .json("not_found")
+    })?;
+    let others: Vec<&PackageRevision> = found.collect();
+    if others.is_empty() {
+        return Ok(first);
+    }
+    let all: Vec<String> = std::iter::once(first)
+        .chain(others)
+        .map(|r| {
+            format!(
+                "package {} workspace {} ({})",
+                r.package,
+                r.workspace,
+                r.lifecycle.as_str()
+            )
+        })
+        .collect();
+    Err(HttpError::new(
+        StatusCode::CONFLICT,
+        format!(
+            "'{name}' is ambiguous: it names {}; act on them with git (their refs differ), or rename one",
+            all.join(" and ")
+        ),
+    )
+    .json("ambiguous"))
 }
 
 /// `repo.F-with-dots.ws` (contract §11).

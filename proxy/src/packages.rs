@@ -124,10 +124,18 @@ pub async fn create(
         .package(create.package_name.trim_matches('/'))
         .ok_or_else(|| {
             invalid(format!(
-                "packageName '{}' is not a package path below the repository's directory '{}'",
-                create.package_name, repo.config.directory
+                "packageName '{}' is not a package path below the repository's directory '{}' (each segment of a new package path is {})",
+                create.package_name, repo.config.directory, cadgate_config::names::DNS_LABEL_RULE
             ))
         })?;
+    // The push rules judge names too; checking here first answers 422 with
+    // the rule instead of a refused push.
+    cadgate_config::names::validate_workspace(&create.workspace_name)
+        .map_err(|m| invalid(format!("workspaceName: {m}")))?;
+    if create.init.is_some() || create.clone.is_some() {
+        cadgate_config::names::validate_new_package_path(layout.package_name(&package))
+            .map_err(|m| invalid(format!("packageName: {m}")))?;
+    }
     let ws = create.workspace_name.clone();
     let author = Signature {
         name: principal.name.clone(),
@@ -464,15 +472,7 @@ pub async fn transition(
     )
     .map_err(|e| e.json("forbidden"))?;
     let (listed, _) = api::list(repo, None).await?;
-    let revision = listed
-        .iter()
-        .find(|r| api::revision_name(&repository, r.package.as_str(), &r.workspace) == name)
-        .ok_or_else(|| {
-            HttpError::not_found(format!(
-                "repository '{repository}' has no package revision '{name}'"
-            ))
-            .json("not_found")
-        })?;
+    let revision = api::find_revision(&repository, &listed, name)?;
     let package = revision.package.as_str();
     let ws = &revision.workspace;
     let n = revision.revision;
