@@ -142,18 +142,7 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
     let request = read_request(stdin, &mut stdout)?;
     let (context, published) = match resolve(options) {
         Ok(resolved) => resolved,
-        Err(reason) => {
-            let outcomes: Vec<Outcome> = request
-                .commands
-                .iter()
-                .map(|c| Outcome::Rejected {
-                    refname: c.refname.clone(),
-                    reason: reason.clone(),
-                })
-                .collect();
-            write_outcomes(&mut stdout, &outcomes)?;
-            return Ok(());
-        }
+        Err(reason) => return Ok(write_outcomes(&mut stdout, &refuse_all(&request, &reason))?),
     };
     let git_dir = PathBuf::from(env("GIT_DIR").unwrap_or_else(|| ".".into()));
     // One lifecycle transaction at a time per repository; the ref
@@ -182,16 +171,7 @@ pub fn proc_receive_with(options: &HookOptions) -> Result<(), HookError> {
         Ok(recovery) => recovery.lines(),
         Err(reason) => {
             drop(lock);
-            let outcomes: Vec<Outcome> = request
-                .commands
-                .iter()
-                .map(|c| Outcome::Rejected {
-                    refname: c.refname.clone(),
-                    reason: reason.clone(),
-                })
-                .collect();
-            write_outcomes(&mut stdout, &outcomes)?;
-            return Ok(());
+            return Ok(write_outcomes(&mut stdout, &refuse_all(&request, &reason))?);
         }
     };
     let mut repo = Repo::open(&git_dir)?;
@@ -331,6 +311,18 @@ fn collect_garbage_when_due(git_dir: &Path) {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+/// Every command of `request` refused for `reason`.
+fn refuse_all(request: &crate::proc_receive::Request, reason: &str) -> Vec<Outcome> {
+    request
+        .commands
+        .iter()
+        .map(|c| Outcome::Rejected {
+            refname: c.refname.clone(),
+            reason: reason.to_string(),
+        })
+        .collect()
 }
 
 /// A name for the repository at `git_dir` when nothing names it: the

@@ -7,6 +7,22 @@ use std::path::Path;
 
 use crate::{basic, server_git, Server, TestUser};
 
+/// `POST path` with a JSON `body` as `user`: status and JSON answer (null
+/// when the answer is not JSON).
+pub fn post(server: &Server, user: &TestUser, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let response = server.request(
+        "POST",
+        path,
+        &[
+            ("Authorization", &basic(user)),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    );
+    let json = serde_json::from_slice(&response.body).unwrap_or(serde_json::Value::Null);
+    (response.status, json)
+}
+
 /// `GET path` as `user` (anonymous with `None`): the status and the JSON body
 /// (`Null` when there is none).
 pub fn call(server: &Server, user: Option<&TestUser>, path: &str) -> (u16, serde_json::Value) {

@@ -3,23 +3,9 @@
 //! repository or of any Git URL, its Kptfile recording the upstream as
 //! `kpt pkg get` does; the draft goes through the same push rules as any.
 
-use cadgate_integration::api::{assert_listing_matches_refs, call};
+use cadgate_integration::api::{assert_listing_matches_refs, call, post};
 use cadgate_integration::scenarios::{self, CadgateServer, Lab, ROOT};
 use cadgate_integration::*;
-
-fn post(server: &Server, user: &TestUser, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let response = server.request(
-        "POST",
-        path,
-        &[
-            ("Authorization", &basic(user)),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    );
-    let json = serde_json::from_slice(&response.body).unwrap_or(serde_json::Value::Null);
-    (response.status, json)
-}
 
 /// The YAML value at a dotted path of the Kptfile text (simple mappings only).
 fn kpt_field(kptfile: &str, path: &[&str]) -> Option<String> {

@@ -32,14 +32,7 @@ pub(super) fn cut(
     old: &BTreeSet<String>,
     incremental: bool,
 ) -> Result<Option<BTreeSet<String>>, GitError> {
-    let mut input = String::new();
-    for tip in tips {
-        input.push_str(tip);
-        input.push('\n');
-    }
-    if let Some(have) = have {
-        input.push_str(&format!("^{have}\n"));
-    }
+    let input = super::revs_input(tips, have);
     let cut_file = view.cut_file(authoring, old)?;
     let listed = view.run_at(
         authoring.git_dir(),

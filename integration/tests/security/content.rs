@@ -6,22 +6,8 @@
 
 use std::process::Output;
 
-use cadgate_integration::api::call;
+use cadgate_integration::api::{call, post};
 use cadgate_integration::*;
-
-fn post(server: &Server, user: &TestUser, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let response = server.request(
-        "POST",
-        path,
-        &[
-            ("Authorization", &basic(user)),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    );
-    let json = serde_json::from_slice(&response.body).unwrap_or(serde_json::Value::Null);
-    (response.status, json)
-}
 
 /// A server with repository `demo`; alice and carol are authors, bob an
 /// approver (self-approval off, the default).
