@@ -17,30 +17,7 @@ use gix::bstr::{BString, ByteSlice};
 use gix::objs::tree::{EntryKind, EntryMode};
 use gix::ObjectId;
 
-/// A git operation failed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("git {args} in {}: {detail}", git_dir.display())]
-pub struct GitError {
-    args: String,
-    git_dir: PathBuf,
-    detail: String,
-}
-
-impl GitError {
-    /// Why it failed.
-    pub fn detail(&self) -> &str {
-        &self.detail
-    }
-
-    /// `what` failed in `git_dir` because of `detail`.
-    pub fn new(what: &str, git_dir: &Path, detail: impl std::fmt::Display) -> Self {
-        Self {
-            args: what.to_string(),
-            git_dir: git_dir.to_path_buf(),
-            detail: detail.to_string(),
-        }
-    }
-}
+pub use crate::process::GitError;
 
 /// One ref: its name, the object it points at, and the commit it peels to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,12 +77,8 @@ impl Repo {
 
     /// The repository at `git_dir`, written to with the given git binary.
     pub fn with_git(git: PathBuf, git_dir: &Path) -> Result<Self, GitError> {
-        let mut gix =
-            gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(|e| GitError {
-                args: "open".into(),
-                git_dir: git_dir.to_path_buf(),
-                detail: e.to_string(),
-            })?;
+        let mut gix = gix::open_opts(git_dir, gix::open::Options::isolated())
+            .map_err(|e| GitError::new("open", git_dir, e))?;
         gix.object_cache_size_if_unset(4 << 20);
         Ok(Self {
             git,
@@ -120,11 +93,7 @@ impl Repo {
     }
 
     fn error(&self, what: &str, detail: impl std::fmt::Display) -> GitError {
-        GitError {
-            args: what.to_string(),
-            git_dir: self.git_dir.clone(),
-            detail: detail.to_string(),
-        }
+        GitError::new(what, &self.git_dir, detail)
     }
 
     fn run(&self, args: &[&str], input: Option<&[u8]>) -> Result<String, GitError> {
@@ -698,7 +667,7 @@ impl Repo {
                 .filter(|p| p == file_name || p.ends_with(&format!("/{file_name}")))
                 .collect()),
             // Exit 1 without a message: nothing matched.
-            Err(e) if e.detail.is_empty() => Ok(Vec::new()),
+            Err(e) if e.detail().is_empty() => Ok(Vec::new()),
             Err(e) => Err(e),
         }
     }

@@ -56,8 +56,7 @@ use crate::refs::{Layout, PackagePath, RefKind};
 /// The journal's file name inside the git directory.
 pub const JOURNAL_FILE: &str = "cadgate-intent.json";
 
-/// Test-only: the crash point at which the hook kills its process group.
-pub const CRASH_VARIABLE: &str = "CADGATE_TEST_CRASH_AT";
+pub use crate::process::CRASH_VARIABLE;
 
 /// What a push is about to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,8 +31,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::git::GitError;
-
 /// HOME for every git child: a directory that does not exist, so no
 /// `~/.gitconfig`, `~/.git-credentials` or `~/.netrc` of the server user is
 /// ever read.
@@ -61,6 +59,36 @@ impl Transports {
     }
 }
 
+/// A git operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("git {args} in {}: {detail}", git_dir.display())]
+pub struct GitError {
+    args: String,
+    git_dir: PathBuf,
+    detail: String,
+}
+
+impl GitError {
+    /// Why it failed.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// `what` failed in `git_dir` because of `detail`.
+    pub fn new(what: &str, git_dir: &Path, detail: impl std::fmt::Display) -> Self {
+        Self {
+            args: what.to_string(),
+            git_dir: git_dir.to_path_buf(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// Test-only: the crash point at which the hook kills its process group
+/// (`crate::journal::crash_point`). Passed on to every git child, so the ref
+/// transaction's own hooks see it too; inert unless set.
+pub const CRASH_VARIABLE: &str = "CADGATE_TEST_CRASH_AT";
+
 /// The environment every git child starts from, with `home` as HOME.
 pub fn base_env(home: &Path) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = vec![
@@ -85,7 +113,7 @@ pub fn base_env(home: &Path) -> Vec<(OsString, OsString)> {
     }
     // Test-only crash points (docs/crash-recovery.md) reach the hook and the
     // ref transaction's hooks; inert unless the server was started with it.
-    let crash = crate::journal::CRASH_VARIABLE;
+    let crash = CRASH_VARIABLE;
     if let Some(point) = std::env::var_os(crash) {
         env.push((crash.into(), point));
     }

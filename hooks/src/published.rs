@@ -385,7 +385,7 @@ impl PublishedRepo {
         have: Option<&str>,
         cut: &BTreeSet<String>,
     ) -> Result<(), GitError> {
-        let input = revs_input(tips, have);
+        let input = approved::revs_input(tips, have);
         let cut_file = self.cut_file(authoring, cut)?;
         let mut command = self.git(authoring.git_dir());
         if let Some(file) = &cut_file {
@@ -554,17 +554,4 @@ pub fn read_withdrawn(dir: &Path) -> BTreeSet<String> {
 
 fn write_withdrawn(dir: &Path, withdrawn: &BTreeSet<String>) -> std::io::Result<()> {
     write_whole(&dir.join(WITHDRAWN), &lines(withdrawn))
-}
-
-/// `--revs` input for git: every tip, and `^have` when the other side has it.
-pub(crate) fn revs_input(tips: &std::collections::BTreeSet<&str>, have: Option<&str>) -> String {
-    let mut input = String::new();
-    for tip in tips {
-        input.push_str(tip);
-        input.push('\n');
-    }
-    if let Some(have) = have {
-        input.push_str(&format!("^{have}\n"));
-    }
-    input
 }

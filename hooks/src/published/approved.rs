@@ -32,7 +32,7 @@ pub(super) fn cut(
     old: &BTreeSet<String>,
     incremental: bool,
 ) -> Result<Option<BTreeSet<String>>, GitError> {
-    let input = super::revs_input(tips, have);
+    let input = revs_input(tips, have);
     let cut_file = view.cut_file(authoring, old)?;
     let listed = view.run_at(
         authoring.git_dir(),
@@ -219,6 +219,19 @@ fn approval_and_proposal(
         );
     }
     Ok(commits)
+}
+
+/// `--revs` input for git: every tip, and `^have` when the other side has it.
+pub(super) fn revs_input(tips: &std::collections::BTreeSet<&str>, have: Option<&str>) -> String {
+    let mut input = String::new();
+    for tip in tips {
+        input.push_str(tip);
+        input.push('\n');
+    }
+    if let Some(have) = have {
+        input.push_str(&format!("^{have}\n"));
+    }
+    input
 }
 
 #[cfg(test)]
