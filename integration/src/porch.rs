@@ -181,8 +181,18 @@ impl Porch {
 
     /// [`Porch::approve`] from the refs this Porch fetched last: another
     /// replica's view, which may be stale.
-    pub fn approve_without_fetch(&self, package: &str, workspace: &str, revision: u64) -> Output {
-        self.approve_from_cache(package, workspace, revision).0
+    pub fn approve_without_fetch(
+        &self,
+        package: &str,
+        workspace: &str,
+        revision: u64,
+    ) -> (Output, String) {
+        self.approve_from_cache(package, workspace, revision)
+    }
+
+    /// The git client holding Porch's cached clone (`porch` in its home).
+    pub fn git(&self) -> &GitClient {
+        &self.client
     }
 
     fn approve_from_cache(

@@ -125,7 +125,7 @@ fn a_stale_porch_approval_is_refused_whole() {
     assert!(out.status.success(), "{}", output(&out));
     // Git refuses the branch itself (not a fast-forward); the tag and the
     // proposal's deletion of the same step are then refused with it.
-    let stale = other.approve_without_fetch("b", "ws", 1);
+    let (stale, merge) = other.approve_without_fetch("b", "ws", 1);
     assert!(!stale.status.success(), "{}", output(&stale));
     assert!(
         output(&stale).contains("another ref of package b in this push was refused"),
@@ -134,6 +134,30 @@ fn a_stale_porch_approval_is_refused_whole() {
     );
     assert!(server_ref(&repo, "refs/heads/proposed/b/ws").is_some());
     assert_eq!(server_ref(&repo, "refs/tags/b/v1"), None);
+    // Forced past git's own check, cadgate refuses the stale merge itself.
+    let main = server_ref(&repo, "refs/heads/main");
+    let forced = other
+        .git()
+        .command(&[
+            "-C",
+            "porch",
+            "push",
+            "origin",
+            &format!("+{merge}:refs/heads/main"),
+            &format!("{merge}:refs/tags/b/v1"),
+            ":refs/heads/proposed/b/ws",
+        ])
+        .output()
+        .expect("run git");
+    assert!(!forced.status.success(), "{}", output(&forced));
+    assert!(
+        output(&forced).contains("stale-approval"),
+        "{}",
+        output(&forced)
+    );
+    assert!(server_ref(&repo, "refs/heads/proposed/b/ws").is_some());
+    assert_eq!(server_ref(&repo, "refs/tags/b/v1"), None);
+    assert_eq!(server_ref(&repo, "refs/heads/main"), main);
 }
 
 #[test]
