@@ -93,7 +93,11 @@ impl Snapshot {
         // A push to the branch publishes the proposal at its new tip.
         for command in commands {
             if command.refname == branch_ref {
-                packages.extend(base.proposals_at(&command.new).into_iter().map(|(p, _)| p));
+                packages.extend(
+                    base.step_proposals(repo, &command.new)
+                        .into_iter()
+                        .map(|(p, _, _)| p),
+                );
             }
         }
         packages.sort_by(|a, b| a.as_str().cmp(b.as_str()));
@@ -119,6 +123,31 @@ impl Snapshot {
                 .collect(),
             layout: layout.clone(),
         })
+    }
+}
+
+impl Snapshot {
+    /// The proposals a push of `oid` to the branch publishes, as (package,
+    /// workspace, proposal tip): those whose tip is `oid` (cadgate's form),
+    /// or else those whose tip is the second parent of `oid` when `oid` is a
+    /// two-parent merge (Porch's own approval commit,
+    /// porch pkg/externalrepo/git/git.go `createApprovalCommit`/`PushAndPublish`).
+    fn step_proposals(&self, repo: &Repo, oid: &str) -> Vec<(PackagePath, String, String)> {
+        let direct = self.proposals_at(oid);
+        if !direct.is_empty() {
+            return direct
+                .into_iter()
+                .map(|(p, w)| (p, w, oid.to_string()))
+                .collect();
+        }
+        match repo.parents(oid).as_deref() {
+            Ok([_, proposal]) => self
+                .proposals_at(proposal)
+                .into_iter()
+                .map(|(p, w)| (p, w, proposal.clone()))
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -321,6 +350,14 @@ pub fn enforce_inspected(
             Err(refusal) => refusals.push((i, refusal)),
         }
     }
+    one_step_per_package(
+        repo,
+        &context.layout,
+        &snapshot,
+        &request.commands,
+        &mut planned,
+        &mut refusals,
+    );
     let mut outcomes: Vec<Option<Outcome>> = vec![None; request.commands.len()];
     let mut messages = Vec::new();
     for (i, refusal) in &refusals {
@@ -366,7 +403,9 @@ pub fn enforce_inspected(
         let refname = request.commands[i].refname.clone();
         outcomes[i] = Some(match &applied {
             Ok(()) => {
-                messages.push(plan.message);
+                if !plan.message.is_empty() {
+                    messages.push(plan.message);
+                }
                 events.extend(plan.event);
                 Outcome::Ok {
                     refname,
@@ -412,6 +451,149 @@ pub fn enforce_inspected(
         refreshed: refreshed.get(),
         events,
     })
+}
+
+/// The package (as its path) whose lifecycle step `command` belongs to: the
+/// package its ref names, or for the branch the package whose proposal the
+/// push publishes. `None`: a command of no package, judged on its own.
+fn step_of(repo: &Repo, layout: &Layout, snapshot: &Snapshot, command: &Command) -> Option<String> {
+    match layout.classify(&command.refname) {
+        RefKind::Branch => match snapshot.step_proposals(repo, &command.new).as_slice() {
+            [(package, _, _)] => Some(package.as_str().to_string()),
+            _ => None,
+        },
+        kind => package_of(kind).map(|p| p.as_str().to_string()),
+    }
+}
+
+/// The ref and value an edit leaves (`None`: deleted).
+fn edit_result(edit: &RefEdit) -> (&str, Option<&str>) {
+    match edit {
+        RefEdit::Create { name, new } | RefEdit::Update { name, new, .. } => (name, Some(new)),
+        RefEdit::Delete { name, .. } => (name, None),
+    }
+}
+
+/// A push is judged per package, all or nothing: the commands of one push
+/// that concern the same package are one lifecycle step.
+///
+/// - A command whose result another accepted command of the same step
+///   already brings about (Porch deletes the draft it proposes, the proposal
+///   it publishes or rejects, the deletion proposal of the revision it
+///   deletes, and pushes the tag of its approval) is accepted and not sent
+///   to `update-ref` a second time.
+/// - When any command of a step is refused, every command of it is, naming
+///   the rule that refused — whether or not the client asked for `--atomic`.
+fn one_step_per_package(
+    repo: &Repo,
+    layout: &Layout,
+    snapshot: &Snapshot,
+    commands: &[Command],
+    planned: &mut Vec<(usize, Plan)>,
+    refusals: &mut Vec<(usize, Refusal)>,
+) {
+    let steps: Vec<Option<String>> = commands
+        .iter()
+        .map(|c| step_of(repo, layout, snapshot, c))
+        .collect();
+    // The result each command asks for, found among the edits of a larger
+    // plan of the same step.
+    let done_by_other = |i: usize, own_edits: usize, planned: &[(usize, Plan)]| {
+        let command = &commands[i];
+        let wanted = (
+            command.refname.as_str(),
+            (!command.is_delete()).then_some(command.new.as_str()),
+        );
+        steps[i].is_some()
+            && planned.iter().any(|(j, plan)| {
+                *j != i
+                    && steps[*j] == steps[i]
+                    && plan.edits.len() > own_edits
+                    && plan.edits.iter().any(|e| edit_result(e) == wanted)
+            })
+    };
+    let absorbed_planned: Vec<usize> = planned
+        .iter()
+        .filter(|(i, plan)| done_by_other(*i, plan.edits.len(), planned))
+        .map(|(i, _)| *i)
+        .collect();
+    for (i, plan) in planned.iter_mut() {
+        if absorbed_planned.contains(i) {
+            plan.edits.clear();
+            plan.audit.clear();
+            plan.event = None;
+            plan.message.clear();
+        }
+    }
+    let mut still_refused = Vec::new();
+    for (i, refusal) in refusals.drain(..) {
+        if done_by_other(i, 0, planned) {
+            planned.push((i, Plan::new(Vec::new(), String::new())));
+            continue;
+        }
+        still_refused.push((i, wrong_number(layout, &commands[i], refusal, planned)));
+    }
+    *refusals = still_refused;
+    let refused_steps: Vec<(String, Refusal)> = refusals
+        .iter()
+        .filter_map(|(i, r)| steps[*i].clone().map(|s| (s, r.clone())))
+        .collect();
+    let mut kept = Vec::new();
+    for (i, plan) in planned.drain(..) {
+        match steps[i]
+            .as_ref()
+            .and_then(|s| refused_steps.iter().find(|(t, _)| t == s))
+        {
+            Some((package, refusal)) => refusals.push((
+                i,
+                refuse(
+                    "one-step-per-package",
+                    format!("another ref of package {package} in this push was refused, so none of its refs changed: [{}] {}", refusal.rule, refusal.message),
+                ),
+            )),
+            None => kept.push((i, plan)),
+        }
+    }
+    kept.sort_by_key(|(i, _)| *i);
+    *planned = kept;
+}
+
+/// A tag pushed beside an accepted publish of the same commit under another
+/// number (Porch numbered the revision itself): say which number is next.
+fn wrong_number(
+    layout: &Layout,
+    command: &Command,
+    refusal: Refusal,
+    planned: &[(usize, Plan)],
+) -> Refusal {
+    let RefKind::Published { package, revision } = layout.classify(&command.refname) else {
+        return refusal;
+    };
+    let expected = planned
+        .iter()
+        .flat_map(|(_, p)| &p.edits)
+        .find_map(|e| match e {
+            RefEdit::Create { name, new } if *new == command.new && name != &command.refname => {
+                match layout.classify(name) {
+                    RefKind::Published {
+                        package: p,
+                        revision: r,
+                    } if p == package => Some(r),
+                    _ => None,
+                }
+            }
+            _ => None,
+        });
+    match expected {
+        Some(next) => refuse(
+            "approval-revision-number",
+            format!(
+                "{} names revision {revision} of {package}, but its next revision is {next}",
+                command.refname
+            ),
+        ),
+        None => refusal,
+    }
 }
 
 /// Why accepted edits did not land.
@@ -477,7 +659,32 @@ fn judge(
     let layout = &context.layout;
     let transition = match classify(layout, command, snapshot) {
         Err(refusal) if refusal.rule == "direct-push-to-branch" => {
-            return Err(already_on_branch(repo, snapshot, command).unwrap_or(refusal))
+            let mut porch = snapshot.step_proposals(repo, &command.new);
+            if porch.len() == 1 {
+                let (package, workspace, proposal) = porch.remove(0);
+                authorize(
+                    &Transition::Publish {
+                        package: package.clone(),
+                        workspace: workspace.clone(),
+                    },
+                    &context.user,
+                    context.role,
+                )?;
+                return publish(
+                    repo,
+                    context,
+                    snapshot,
+                    &proposal,
+                    Some(&command.new),
+                    &package,
+                    &workspace,
+                );
+            }
+            return Err(already_on_branch(repo, snapshot, command).unwrap_or(refusal));
+        }
+        Err(refusal) if refusal.rule == "propose-the-draft-tip" => {
+            return porch_proposal(repo, context, snapshot, inspected, command)
+                .unwrap_or(Err(refusal))
         }
         judged => judged?,
     };
@@ -550,9 +757,15 @@ fn judge(
             format!("rejected-by: {user} {at}"),
         )
         .with_event(EventKind::Rejected, &package, &workspace, 0, &command.new)),
-        Transition::Publish { package, workspace } => {
-            publish(repo, context, snapshot, command, &package, &workspace)
-        }
+        Transition::Publish { package, workspace } => publish(
+            repo,
+            context,
+            snapshot,
+            &command.new,
+            None,
+            &package,
+            &workspace,
+        ),
         Transition::ProposeDeletion { package, revision } => {
             let (commit, workspace) = revision_details(repo, &package, revision, &command.new);
             Ok(Plan::new(
@@ -639,16 +852,21 @@ fn move_ref(to: String, from: String, commit: &str, message: String, audit: Stri
 /// proposal tip; tree: the branch with the package replaced), the next
 /// revision number N, the tag `F/vN` → M, the branch moved to M and the
 /// proposal removed — planned as one compare-and-swap transaction.
+///
+/// `porch`: the approval commit the client made itself (Porch's form,
+/// porch pkg/externalrepo/git/git.go `createApprovalCommit`): accepted only
+/// when it is exactly the commit cadgate would write — parents (branch tip,
+/// proposal tip), the same tree, and a message naming the next revision.
 fn publish(
     repo: &Repo,
     context: &Context,
     snapshot: &Snapshot,
-    command: &Command,
+    proposal: &str,
+    porch: Option<&str>,
     package: &PackagePath,
     workspace: &str,
 ) -> Result<Plan, Refusal> {
     let layout = &context.layout;
-    let proposal = command.new.as_str();
     let branch_ref = layout.branch_ref();
     let tip = snapshot.branch_tip()?;
     let notes_tip = snapshot.get(NOTES);
@@ -704,9 +922,17 @@ fn publish(
         name: context.user.clone(),
         email: context.user.clone(),
     };
-    let approval = repo
-        .commit_tree(&tree, &[&tip, proposal], &message, &author)
-        .map_err(internal)?;
+    let approval = match porch {
+        None => repo
+            .commit_tree(&tree, &[&tip, proposal], &message, &author)
+            .map_err(internal)?,
+        Some(merge) => {
+            check_porch_approval(
+                repo, layout, package, revision, merge, &tip, proposal, &tree,
+            )?;
+            merge.to_string()
+        }
+    };
     let mut plan = Plan::new(
         vec![
             RefEdit::Update {
@@ -744,6 +970,124 @@ fn publish(
         revision,
         &approval,
     ))
+}
+
+/// Porch's own approval merge `merge` is what cadgate would have written:
+/// parents (branch tip, proposal tip), the tree `tree`, and the message
+/// `Approving package revision F/N` with N the next revision.
+#[allow(clippy::too_many_arguments)]
+fn check_porch_approval(
+    repo: &Repo,
+    layout: &Layout,
+    package: &PackagePath,
+    revision: u64,
+    merge: &str,
+    tip: &str,
+    proposal: &str,
+    tree: &str,
+) -> Result<(), Refusal> {
+    let parents = repo.parents(merge).map_err(internal)?;
+    if parents.first().map(String::as_str) != Some(tip) {
+        return Err(refuse(
+            "stale-approval",
+            format!(
+                "the approval commit of {package} is based on {}, but {} is at {}: the branch moved; fetch and approve again",
+                parents.first().map(|p| &p[..p.len().min(12)]).unwrap_or("nothing"),
+                layout.branch(),
+                &tip[..tip.len().min(12)]
+            ),
+        ));
+    }
+    if parents.len() != 2 || parents[1] != proposal {
+        return Err(refuse(
+            "approval-merges-the-proposal",
+            format!("an approval commit of {package} has two parents: the branch tip and the proposal tip"),
+        ));
+    }
+    if repo.object_at(merge, "").map_err(internal)?.as_deref() != Some(tree) {
+        return Err(refuse(
+            "approval-tree",
+            format!("the approval commit of {package} does not hold {} with only {package} replaced by the proposal", layout.branch()),
+        ));
+    }
+    let message = repo
+        .commit_infos(&[merge.to_string()])
+        .map_err(internal)?
+        .pop()
+        .map(|i| i.message)
+        .unwrap_or_default();
+    let expected = format!("Approving package revision {package}/{revision}");
+    if message.lines().next().map(str::trim_end) != Some(expected.as_str()) {
+        return Err(refuse(
+            "approval-revision-number",
+            format!("the next revision of {package} is {revision}; the approval commit must say `{expected}`"),
+        ));
+    }
+    Ok(())
+}
+
+/// Porch's propose (porch pkg/externalrepo/git/git.go, the render commit of
+/// `UpdateLifecycle` to Proposed): a new commit on `proposed/F/ws`, a child
+/// of the draft tip changing only `F/`. It is judged as a draft update
+/// followed by a propose; `None` when the commit is not of that form.
+fn porch_proposal(
+    repo: &Repo,
+    context: &Context,
+    snapshot: &Snapshot,
+    inspected: &Inspected,
+    command: &Command,
+) -> Option<Result<Plan, Refusal>> {
+    let layout = &context.layout;
+    let RefKind::Proposed { package, workspace } = layout.classify(&command.refname) else {
+        return None;
+    };
+    let draft_ref = layout.draft_ref(&package, &workspace);
+    let draft = snapshot.get(&draft_ref)?;
+    if repo.parents(&command.new).ok()? != [draft.clone()] {
+        return None;
+    }
+    let tree = repo
+        .tree_with_package(&draft, package.as_str(), Some(&command.new))
+        .ok()?;
+    if repo.object_at(&command.new, "").ok()?.as_deref() != Some(tree.as_str()) {
+        return None;
+    }
+    Some((|| {
+        for transition in [
+            Transition::SaveDraft {
+                package: package.clone(),
+                workspace: workspace.clone(),
+            },
+            Transition::Propose {
+                package: package.clone(),
+                workspace: workspace.clone(),
+            },
+        ] {
+            authorize(&transition, &context.user, context.role)?;
+        }
+        inspected
+            .kptfile(&command.new, &package)
+            .unwrap_or_else(|| check_kptfile(repo, &package, &command.new))?;
+        check_draft(repo, context, snapshot, &package, &workspace, &command.new)?;
+        let mut plan = Plan::new(
+            vec![
+                RefEdit::Create {
+                    name: command.refname.clone(),
+                    new: command.new.clone(),
+                },
+                RefEdit::Delete {
+                    name: draft_ref,
+                    old: draft,
+                },
+            ],
+            format!("saved and proposed {package} workspace {workspace}"),
+        );
+        plan.audit.push((
+            command.new.clone(),
+            audit::proposed_by(&context.user, audit::now(), package.as_str(), &workspace),
+        ));
+        Ok(plan.with_event(EventKind::Proposed, &package, &workspace, 0, &command.new))
+    })())
 }
 
 /// Approve a deletion: the tag and its deletion proposal go; when the

@@ -244,6 +244,21 @@ impl Repo {
         ))
     }
 
+    /// The parents of `commit`, in order (empty when it is not a commit).
+    pub fn parents(&self, commit: &str) -> Result<Vec<String>, GitError> {
+        let Some(id) = self.commit_id(commit)? else {
+            return Ok(Vec::new());
+        };
+        let commit = self
+            .gix
+            .find_commit(id)
+            .map_err(|e| self.error(&format!("read commit {id}"), e))?;
+        Ok(commit
+            .parent_ids()
+            .map(|p| p.detach().to_string())
+            .collect())
+    }
+
     /// Author and message of each commit, in the order asked; a commit that
     /// cannot be read gives an empty record.
     pub fn commit_infos(&self, commits: &[String]) -> Result<Vec<CommitInfo>, GitError> {

@@ -18,6 +18,7 @@ pub mod apache;
 pub mod api;
 pub mod config_sync;
 pub mod crash;
+pub mod porch;
 pub mod scenarios;
 
 /// The `cadgate` binary under test: `$CADGATE_BIN`, or the one cargo built

@@ -1,0 +1,276 @@
+//! A Porch emulation: the git operations Porch performs on a repository it
+//! writes, with the same refs, commit shapes, messages and NON-atomic pushes,
+//! so tests can run Porch's lifecycle through cadgate.
+//!
+//! Written from nephio-project/porch at commit
+//! 74d82d569e3745235ce34a7db71fa7e958c508ff; every step names the file and
+//! lines it follows (paths below `pkg/externalrepo/git/`). Porch pushes with
+//! go-git's `Push` without `Atomic` (git.go 1449–1455, `pushAndCleanup`), so
+//! every push here is a plain, non-atomic `git push`.
+
+use std::process::Output;
+
+use crate::{kptfile, GitClient};
+
+/// A Porch instance writing to one repository through `url`, with its own
+/// clone (`porch` in the client's home) as go-git's cached repository.
+pub struct Porch {
+    client: GitClient,
+    url: String,
+    branch: String,
+}
+
+/// Porch's annotation line (annotation.go 31–45, 73–81): `kpt:` followed by
+/// the JSON of `gitAnnotation`, keys in struct order.
+fn annotation(package: &str, workspace: &str, revision: Option<u64>) -> String {
+    match revision {
+        Some(n) => format!(
+            "kpt:{{\"package\":\"{package}\",\"workspaceName\":\"{workspace}\",\"revision\":\"{n}\"}}"
+        ),
+        None => format!("kpt:{{\"package\":\"{package}\",\"workspaceName\":\"{workspace}\"}}"),
+    }
+}
+
+impl Porch {
+    /// Porch with its cached clone of `url` (branch `branch`).
+    pub fn new(url: &str, branch: &str) -> Self {
+        let client = GitClient::new();
+        client.git(&["clone", "-q", url, "porch"]);
+        client.git_in("porch", &["config", "user.name", "porch"]);
+        client.git_in("porch", &["config", "user.email", "porch@example.com"]);
+        Self {
+            client,
+            url: url.to_string(),
+            branch: branch.to_string(),
+        }
+    }
+
+    /// Fetch everything before each operation, as `pushAndCleanup` does
+    /// (git.go 1420–1430).
+    fn fetch(&self) {
+        self.client.git_in(
+            "porch",
+            &[
+                "fetch",
+                "-q",
+                "--prune",
+                "--prune-tags",
+                "origin",
+                "+refs/heads/*:refs/remotes/origin/*",
+                "+refs/tags/*:refs/tags/*",
+            ],
+        );
+    }
+
+    /// The remote ref's current value, if any.
+    pub fn remote_ref(&self, name: &str) -> Option<String> {
+        let out = self
+            .client
+            .command(&["-C", "porch", "ls-remote", &self.url, name])
+            .output()
+            .expect("run git");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.ends_with(&format!("\t{name}")))
+            .map(|l| l.split('\t').next().unwrap_or("").to_string())
+    }
+
+    /// A non-atomic push of `specs` (go-git `Push` without `Atomic`).
+    fn push(&self, specs: &[String]) -> Output {
+        let mut args = vec!["-C", "porch", "push", "--porcelain", "origin"];
+        args.extend(specs.iter().map(String::as_str));
+        self.client.command(&args).output().expect("run git")
+    }
+
+    fn commit_on(&self, parent: &str, files: &[(&str, &[u8])], message: &str) -> String {
+        self.client
+            .git_in("porch", &["checkout", "-q", "--detach", parent]);
+        self.client.commit_files("porch", files, message)
+    }
+
+    /// init: a first draft of `package` on top of the branch (git.go 455–507
+    /// `CreatePackageRevisionDraft`, pushed by `ClosePackageRevisionDraft`
+    /// 1891–1903: `drafts/F/ws`, deleting no base).
+    pub fn init(&self, package: &str, workspace: &str) -> Output {
+        self.fetch();
+        let kpt = kptfile(package);
+        let message = format!(
+            "Initializing package\n\n{}\n",
+            annotation(package, workspace, None)
+        );
+        let commit = self.commit_on(
+            &format!("origin/{}", self.branch),
+            &[(&format!("{package}/Kptfile"), kpt.as_bytes())],
+            &message,
+        );
+        self.push(&[format!("{commit}:refs/heads/drafts/{package}/{workspace}")])
+    }
+
+    /// update: an edit commit, child of the draft tip, pushed to the same
+    /// draft (draft.go `UpdateResources`; git.go 1891–1903).
+    pub fn update(&self, package: &str, workspace: &str, file: &str, content: &str) -> Output {
+        self.fetch();
+        let path = format!("{package}/{file}");
+        let message = format!(
+            "Updating package\n\n{}\n",
+            annotation(package, workspace, None)
+        );
+        let commit = self.commit_on(
+            &format!("origin/drafts/{package}/{workspace}"),
+            &[(&path, content.as_bytes())],
+            &message,
+        );
+        self.push(&[format!("{commit}:refs/heads/drafts/{package}/{workspace}")])
+    }
+
+    /// propose: Porch renders the draft, committing `Rendering package`
+    /// (git.go 80, 89–95) as a child of the draft tip changing only `F/`, then
+    /// pushes it to `proposed/F/ws` and deletes the draft base in the same
+    /// push (git.go 1875–1889). Returns the push and the render commit.
+    pub fn propose(&self, package: &str, workspace: &str) -> (Output, String) {
+        self.fetch();
+        let message = format!(
+            "Rendering package\n\n{}\n",
+            annotation(package, workspace, None)
+        );
+        // The render's output differs with each draft it renders.
+        let draft = format!("origin/drafts/{package}/{workspace}");
+        let draft_tip = self.client.git_in("porch", &["rev-parse", &draft]);
+        let rendered = format!("rendered-from: {draft_tip}\n");
+        let render = self.commit_on(
+            &draft,
+            &[(&format!("{package}/.rendered"), rendered.as_bytes())],
+            &message,
+        );
+        let out = self.push(&[
+            format!("{render}:refs/heads/proposed/{package}/{workspace}"),
+            format!(":refs/heads/drafts/{package}/{workspace}"),
+        ]);
+        (out, render)
+    }
+
+    /// reject: back to Draft — the proposal's commit pushed to `drafts/F/ws`,
+    /// the base `proposed/F/ws` deleted in the same push (git.go 1891–1903).
+    pub fn reject(&self, package: &str, workspace: &str) -> Output {
+        self.fetch();
+        let tip = self.client.git_in(
+            "porch",
+            &[
+                "rev-parse",
+                &format!("origin/proposed/{package}/{workspace}"),
+            ],
+        );
+        self.push(&[
+            format!("{tip}:refs/heads/drafts/{package}/{workspace}"),
+            format!(":refs/heads/proposed/{package}/{workspace}"),
+        ])
+    }
+
+    /// approve as revision `revision`: Porch's own approval commit M
+    /// (git.go 1263–1316 `commitPackageToMainInRepo`: parents branch tip and
+    /// proposal tip (commit.go 247, 414), the branch's tree with `F/`
+    /// replaced, message `Approving package revision F/N` (git.go 85) plus
+    /// the `kpt:` line), then `branch` → M and `refs/tags/F/vN` → M
+    /// (git.go 1380–1381, tag name ref.go 144–150) and the deletion of the
+    /// proposal (git.go 1852–1873), in one non-atomic push. Returns the push
+    /// and M.
+    pub fn approve(&self, package: &str, workspace: &str, revision: u64) -> (Output, String) {
+        self.fetch();
+        self.approve_from_cache(package, workspace, revision)
+    }
+
+    /// [`Porch::approve`] from the refs this Porch fetched last: another
+    /// replica's view, which may be stale.
+    pub fn approve_without_fetch(
+        &self,
+        package: &str,
+        workspace: &str,
+        revision: u64,
+    ) -> (Output, String) {
+        self.approve_from_cache(package, workspace, revision)
+    }
+
+    /// The git client holding Porch's cached clone (`porch` in its home).
+    pub fn git(&self) -> &GitClient {
+        &self.client
+    }
+
+    fn approve_from_cache(
+        &self,
+        package: &str,
+        workspace: &str,
+        revision: u64,
+    ) -> (Output, String) {
+        let proposal = self.client.git_in(
+            "porch",
+            &[
+                "rev-parse",
+                &format!("origin/proposed/{package}/{workspace}"),
+            ],
+        );
+        let tip = self
+            .client
+            .git_in("porch", &["rev-parse", &format!("origin/{}", self.branch)]);
+        self.client
+            .git_in("porch", &["checkout", "-q", "--detach", &tip]);
+        self.client
+            .git_in("porch", &["rm", "-rq", "--ignore-unmatch", "--", package]);
+        self.client
+            .git_in("porch", &["checkout", &proposal, "--", package]);
+        let tree = self.client.git_in("porch", &["write-tree"]);
+        let message = format!(
+            "Approving package revision {package}/{revision}\n\n{}\n",
+            annotation(package, workspace, Some(revision))
+        );
+        let merge = self.client.git_in(
+            "porch",
+            &[
+                "commit-tree",
+                &tree,
+                "-p",
+                &tip,
+                "-p",
+                &proposal,
+                "-m",
+                &message,
+            ],
+        );
+        self.client
+            .git_in("porch", &["reset", "-q", "--hard", &tip]);
+        let out = self.push(&[
+            format!("{merge}:refs/heads/{}", self.branch),
+            format!("{merge}:refs/tags/{package}/v{revision}"),
+            format!(":refs/heads/proposed/{package}/{workspace}"),
+        ]);
+        (out, merge)
+    }
+
+    /// propose-delete: the revision's commit pushed to
+    /// `deletionProposed/F/vN` (git.go 1741–1748; ref.go 129–135).
+    pub fn propose_delete(&self, package: &str, revision: u64) -> Output {
+        self.fetch();
+        let commit = self.client.git_in(
+            "porch",
+            &["rev-parse", &format!("refs/tags/{package}/v{revision}")],
+        );
+        self.push(&[format!(
+            "{commit}:refs/heads/deletionProposed/{package}/v{revision}"
+        )])
+    }
+
+    /// delete of a DeletionProposed revision: the tag and the deletion
+    /// proposal deleted in one push (git.go 609–625).
+    pub fn delete(&self, package: &str, revision: u64) -> Output {
+        self.fetch();
+        self.push(&[
+            format!(":refs/tags/{package}/v{revision}"),
+            format!(":refs/heads/deletionProposed/{package}/v{revision}"),
+        ])
+    }
+
+    /// delete of a draft or proposal: its ref deleted (git.go 626–637).
+    pub fn delete_branch(&self, name: &str) -> Output {
+        self.fetch();
+        self.push(&[format!(":{name}")])
+    }
+}

@@ -1,0 +1,197 @@
+//! Porch writing through cadgate (issue 13, W1–W3): the Porch emulation
+//! (`cadgate_integration::porch`) runs Porch's lifecycle with its own
+//! non-atomic pushes; nothing is lost and every step is accepted or refused
+//! as a whole. A push is judged per package, all or nothing.
+
+use cadgate_integration::porch::Porch;
+use cadgate_integration::*;
+
+/// Porch's service account is its own user; it proposes and approves its
+/// own revisions, so the repository allows self-approval.
+fn config() -> String {
+    format!(
+        "[policy]\nself_approval = true\n\n[[repository]]\nname = \"r\"\n\n{}{}",
+        TestUser::new("porch").config(&["approver"], &[]),
+        TestUser::new("dev").config(&["author"], &[]),
+    )
+}
+
+fn output(out: &std::process::Output) -> String {
+    format!("{}\n{}", stdout(out), stderr(out))
+}
+
+#[test]
+fn porch_lifecycle_through_cadgate_loses_nothing() {
+    let server = Server::start(&config());
+    let repo = server.repo_dir("r");
+    let porch = Porch::new(&server.url_as(&TestUser::new("porch"), "r"), "main");
+
+    let out = porch.init("web", "ws");
+    assert!(out.status.success(), "{}", output(&out));
+    let out = porch.update("web", "ws", "app.yaml", "replicas: 1\n");
+    assert!(out.status.success(), "{}", output(&out));
+
+    // W1: propose with a render commit and the draft's deletion.
+    let (out, render) = porch.propose("web", "ws");
+    assert!(out.status.success(), "{}", output(&out));
+    assert_eq!(
+        server_ref(&repo, "refs/heads/proposed/web/ws"),
+        Some(render.clone())
+    );
+    assert_eq!(server_ref(&repo, "refs/heads/drafts/web/ws"), None);
+
+    // W3: reject sends the deletion of the proposal cadgate removes itself.
+    let out = porch.reject("web", "ws");
+    assert!(out.status.success(), "{}", output(&out));
+    assert_eq!(
+        server_ref(&repo, "refs/heads/drafts/web/ws"),
+        Some(render.clone())
+    );
+    assert_eq!(server_ref(&repo, "refs/heads/proposed/web/ws"), None);
+
+    let (out, render) = porch.propose("web", "ws");
+    assert!(out.status.success(), "{}", output(&out));
+
+    // W2, refused as a whole: Porch numbers the revision 5, the next is 1.
+    let main_before = server_ref(&repo, "refs/heads/main");
+    let (out, _) = porch.approve("web", "ws", 5);
+    assert!(!out.status.success(), "{}", output(&out));
+    assert!(
+        output(&out).contains("approval-revision-number"),
+        "{}",
+        output(&out)
+    );
+    assert_eq!(
+        server_ref(&repo, "refs/heads/proposed/web/ws"),
+        Some(render.clone())
+    );
+    assert_eq!(server_ref(&repo, "refs/heads/main"), main_before);
+    assert_eq!(server_ref(&repo, "refs/tags/web/v5"), None);
+
+    // W2: Porch's own approval merge, tag and the proposal's deletion.
+    let (out, merge) = porch.approve("web", "ws", 1);
+    assert!(out.status.success(), "{}", output(&out));
+    assert_eq!(server_ref(&repo, "refs/heads/main"), Some(merge.clone()));
+    assert_eq!(server_ref(&repo, "refs/tags/web/v1"), Some(merge.clone()));
+    assert_eq!(server_ref(&repo, "refs/heads/proposed/web/ws"), None);
+    assert_eq!(
+        server_git(&repo, &["show", "main:web/app.yaml"]),
+        "replicas: 1"
+    );
+
+    // Other packages and workspaces move on in between.
+    porch.init("db", "ws");
+    porch.propose("db", "ws");
+    porch.init("api", "ws");
+    porch.update("api", "ws", "app.yaml", "replicas: 2\n");
+    let (_, render2) = porch.propose("api", "ws");
+    let (out, _) = porch.approve("db", "ws", 1);
+    assert!(out.status.success(), "{}", output(&out));
+
+    // W3: propose-delete, then delete of the DeletionProposed revision.
+    let out = porch.propose_delete("web", 1);
+    assert!(out.status.success(), "{}", output(&out));
+    assert_eq!(
+        server_ref(&repo, "refs/heads/deletionProposed/web/v1"),
+        Some(merge.clone())
+    );
+    let out = porch.delete("web", 1);
+    assert!(out.status.success(), "{}", output(&out));
+    assert_eq!(server_ref(&repo, "refs/tags/web/v1"), None);
+    assert_eq!(
+        server_ref(&repo, "refs/heads/deletionProposed/web/v1"),
+        None
+    );
+
+    // The proposal of another package is still there, untouched.
+    assert_eq!(
+        server_ref(&repo, "refs/heads/proposed/api/ws"),
+        Some(render2)
+    );
+}
+
+#[test]
+fn a_stale_porch_approval_is_refused_whole() {
+    let server = Server::start(&config());
+    let repo = server.repo_dir("r");
+    let porch = Porch::new(&server.url_as(&TestUser::new("porch"), "r"), "main");
+    for package in ["a", "b"] {
+        assert!(porch.init(package, "ws").status.success());
+        assert!(porch.propose(package, "ws").0.status.success());
+    }
+    // A second Porch (another replica) made its approval of b before a landed.
+    let other = Porch::new(&server.url_as(&TestUser::new("porch"), "r"), "main");
+    let (out, _) = porch.approve("a", "ws", 1);
+    assert!(out.status.success(), "{}", output(&out));
+    // Git refuses the branch itself (not a fast-forward); the tag and the
+    // proposal's deletion of the same step are then refused with it.
+    let (stale, merge) = other.approve_without_fetch("b", "ws", 1);
+    assert!(!stale.status.success(), "{}", output(&stale));
+    assert!(
+        output(&stale).contains("another ref of package b in this push was refused"),
+        "{}",
+        output(&stale)
+    );
+    assert!(server_ref(&repo, "refs/heads/proposed/b/ws").is_some());
+    assert_eq!(server_ref(&repo, "refs/tags/b/v1"), None);
+    // Forced past git's own check, cadgate refuses the stale merge itself.
+    let main = server_ref(&repo, "refs/heads/main");
+    let forced = other
+        .git()
+        .command(&[
+            "-C",
+            "porch",
+            "push",
+            "origin",
+            &format!("+{merge}:refs/heads/main"),
+            &format!("{merge}:refs/tags/b/v1"),
+            ":refs/heads/proposed/b/ws",
+        ])
+        .output()
+        .expect("run git");
+    assert!(!forced.status.success(), "{}", output(&forced));
+    assert!(
+        output(&forced).contains("stale-approval"),
+        "{}",
+        output(&forced)
+    );
+    assert!(server_ref(&repo, "refs/heads/proposed/b/ws").is_some());
+    assert_eq!(server_ref(&repo, "refs/tags/b/v1"), None);
+    assert_eq!(server_ref(&repo, "refs/heads/main"), main);
+}
+
+#[test]
+fn a_non_atomic_push_is_judged_per_package() {
+    let server = Server::start(&config());
+    let repo = server.repo_dir("r");
+    let dev = TestUser::new("dev");
+    let client = GitClient::new();
+    client.git(&["clone", "-q", &server.url_as(&dev, "r"), "w"]);
+    let a = client.commit_package("w", "a", &[("x.yaml", b"x: 1\n")], "a");
+    client.git_in("w", &["checkout", "-q", "-B", "b", "origin/main"]);
+    let b = client.commit_package("w", "b", &[("x.yaml", b"x: 1\n")], "b");
+    // drafts/a/ok is acceptable, the tag of a is refused: neither lands;
+    // drafts/b/ok, of another package, is judged on its own and lands.
+    let out = client
+        .command(&[
+            "-C",
+            "w",
+            "push",
+            "origin",
+            &format!("{a}:refs/heads/drafts/a/ok"),
+            &format!("{a}:refs/tags/a/v1"),
+            &format!("{b}:refs/heads/drafts/b/ok"),
+        ])
+        .output()
+        .expect("run git");
+    assert!(!out.status.success());
+    let text = output(&out);
+    assert!(text.contains("tag-is-made-by-publishing"), "{text}");
+    assert!(
+        text.contains("another ref of package a in this push was refused"),
+        "{text}"
+    );
+    assert_eq!(server_ref(&repo, "refs/heads/drafts/a/ok"), None);
+    assert_eq!(server_ref(&repo, "refs/tags/a/v1"), None);
+    assert_eq!(server_ref(&repo, "refs/heads/drafts/b/ok"), Some(b));
+}
