@@ -22,10 +22,125 @@ pub struct Annotation {
     /// The revision number, as a decimal string.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub revision: String,
-    /// The task that caused the commit (Porch's `v1alpha1.Task`), kept as
-    /// JSON in the key order it was built with.
+    /// The task that caused the commit (Porch's `v1alpha1.Task`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task: Option<serde_json::Value>,
+    pub task: Option<Task>,
+}
+
+/// Porch's `v1alpha1.Task` (`api/porch/v1alpha1/types.go`), the parts
+/// cadgate writes, fields in Go's declaration order: `type`, `init`,
+/// `clone`. Other task kinds Porch writes are read back as `type` only.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// `init`, `clone`, `edit`, `upgrade`, …
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// `PackageInitTaskSpec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitTask>,
+    /// `PackageCloneTaskSpec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone: Option<CloneTask>,
+}
+
+/// Porch's `PackageInitTaskSpec`: `subpackage`, `description`, `keywords`,
+/// `site`, each `omitempty`; cadgate sets the description.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitTask {
+    /// The package's description.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// Porch's `PackageCloneTaskSpec`: `upstreamRef` (an `UpstreamPackage`
+/// struct, so always written), `strategy` (`omitempty`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneTask {
+    /// Where the clone came from.
+    #[serde(rename = "upstreamRef", default)]
+    pub upstream: UpstreamPackage,
+}
+
+/// Porch's `UpstreamPackage`: `type` (`omitempty`), `git` (pointer,
+/// `omitempty`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamPackage {
+    /// `git`.
+    #[serde(rename = "type", default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// The Git upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitPackage>,
+}
+
+/// Porch's `GitPackage`: `repo`, `ref`, `directory` (no `omitempty`), and
+/// `secretRef` (a struct, so always written, as `{"name":""}` when unset).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitPackage {
+    /// The repository URL.
+    #[serde(default)]
+    pub repo: String,
+    /// The ref (branch, tag or commit).
+    #[serde(rename = "ref", default)]
+    pub reference: String,
+    /// The package directory in it.
+    #[serde(default)]
+    pub directory: String,
+    /// Porch's secret reference; cadgate never sets one.
+    #[serde(rename = "secretRef", default)]
+    pub secret_ref: SecretRef,
+}
+
+/// Porch's `SecretRef`: `name` (no `omitempty`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    /// The secret's name.
+    #[serde(default)]
+    pub name: String,
+}
+
+impl Task {
+    /// Porch's init task for a package described by `description`.
+    pub fn init(description: &str) -> Self {
+        Task {
+            kind: "init".into(),
+            init: Some(InitTask {
+                description: description.into(),
+            }),
+            clone: None,
+        }
+    }
+
+    /// Porch's clone task for a Git upstream.
+    pub fn clone_git(repo: &str, reference: &str, directory: &str) -> Self {
+        Task {
+            kind: "clone".into(),
+            init: None,
+            clone: Some(CloneTask {
+                upstream: UpstreamPackage {
+                    kind: "git".into(),
+                    git: Some(GitPackage {
+                        repo: repo.into(),
+                        reference: reference.into(),
+                        directory: directory.into(),
+                        secret_ref: SecretRef::default(),
+                    }),
+                },
+            }),
+        }
+    }
+}
+
+/// The annotation Porch writes on a draft's first commit
+/// (`pkg/externalrepo/git/git.go` `UpdateDraftResources`: the draft's
+/// package path, workspace, `Revision2Str(0)` = `"0"`, and the task).
+pub fn draft_task(package: &str, workspace: &str, task: Task) -> Annotation {
+    Annotation {
+        package: package.into(),
+        workspace_name: workspace.into(),
+        revision: "0".into(),
+        task: Some(task),
+    }
 }
 
 impl Annotation {
@@ -91,6 +206,31 @@ mod tests {
             ..Annotation::default()
         };
         assert_eq!(b.line(), r#"kpt:{"package":"web","revision":"2"}"#);
+    }
+
+    /// Porch `api/porch/v1alpha1/types.go` (`Task`, `PackageInitTaskSpec`,
+    /// `PackageCloneTaskSpec`, `UpstreamPackage`, `GitPackage`) and
+    /// `pkg/externalrepo/git/git.go` `UpdateDraftResources`.
+    #[test]
+    fn task_lines_as_porch_marshals_them() {
+        assert_eq!(
+            draft_task("a/b", "ws", Task::init("hello")).line(),
+            r#"kpt:{"package":"a/b","workspaceName":"ws","revision":"0","task":{"type":"init","init":{"description":"hello"}}}"#
+        );
+        assert_eq!(
+            draft_task("a/b", "ws", Task::init("")).line(),
+            r#"kpt:{"package":"a/b","workspaceName":"ws","revision":"0","task":{"type":"init","init":{}}}"#
+        );
+        let clone = draft_task(
+            "web",
+            "ws",
+            Task::clone_git("https://h/up.git", "base/v1", "base"),
+        );
+        assert_eq!(
+            clone.line(),
+            r#"kpt:{"package":"web","workspaceName":"ws","revision":"0","task":{"type":"clone","clone":{"upstreamRef":{"type":"git","git":{"repo":"https://h/up.git","ref":"base/v1","directory":"base","secretRef":{"name":""}}}}}}"#
+        );
+        assert_eq!(Annotation::all_in(&clone.line()), vec![clone]);
     }
 
     /// Go's encoding/json escapes HTML characters by default.

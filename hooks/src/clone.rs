@@ -3,6 +3,7 @@
 //! writes it (`upstream` as asked, `upstreamLock` as resolved, with the
 //! commit), so kpt, Porch and cadgate's own pin check can follow the link.
 
+use crate::annotation::{draft_task, Task};
 use crate::git::{GitError, Repo, Signature};
 use crate::kptfile::KPTFILE;
 use crate::refs::{Layout, PackagePath};
@@ -213,6 +214,7 @@ pub fn draft_commit(
     target: &Repo,
     layout: &Layout,
     package: &PackagePath,
+    workspace: &str,
     files: Vec<(String, Vec<u8>)>,
     origin: &Origin,
     author: &Signature,
@@ -229,9 +231,20 @@ pub fn draft_commit(
         written.push((format!("{package}/{path}"), data));
     }
     let tree = target.tree_with_files(Some(&tip), &written)?;
+    // Porch's clone task line (see `crate::annotation`), so Porch lists the
+    // draft's `spec.tasks` and stops its history walk here.
+    let task = draft_task(
+        package.as_str(),
+        workspace,
+        Task::clone_git(&origin.repo, &origin.reference, &origin.directory),
+    );
     let message = format!(
-        "Clone {package} from {}@{}\n\nUpstream: {} {}\n",
-        origin.directory, origin.reference, origin.repo, origin.commit
+        "Clone {package} from {}@{}\n\nUpstream: {} {}\n\n{}\n",
+        origin.directory,
+        origin.reference,
+        origin.repo,
+        origin.commit,
+        task.line()
     );
     Ok(target.commit_tree(&tree, &[&tip], &message, author)?)
 }
@@ -322,6 +335,7 @@ pub fn init_commit(
     target: &Repo,
     layout: &Layout,
     package: &PackagePath,
+    workspace: &str,
     description: &str,
     author: &Signature,
 ) -> Result<String, CloneError> {
@@ -337,7 +351,9 @@ pub fn init_commit(
         ),
     ];
     let tree = target.tree_with_files(Some(&tip), &files)?;
-    Ok(target.commit_tree(&tree, &[&tip], &format!("Initialize {package}\n"), author)?)
+    let task = draft_task(package.as_str(), workspace, Task::init(description));
+    let message = format!("Initialize {package}\n\n{}\n", task.line());
+    Ok(target.commit_tree(&tree, &[&tip], &message, author)?)
 }
 
 /// The draft commit of a new workspace of `package` holding published

@@ -3,8 +3,38 @@
 //! each test naming the Porch source it follows.
 
 use cadgate_integration::api;
-use cadgate_integration::scenarios::{CadgateServer, Lab, ROOT};
-use cadgate_integration::TestUser;
+use cadgate_integration::scenarios::{self, CadgateServer, Lab, ROOT};
+use cadgate_integration::{server_git, server_ref, Server, TestUser};
+
+/// Porch's task reader, `pkg/externalrepo/git/git.go` `loadTasks`: walk the
+/// history from `start` newest committer time first, read each commit's
+/// `kpt:` lines (annotation.go `ExtractGitAnnotations`), keep those whose
+/// `package` and `workspaceName` match, and stop at the first `init` or
+/// `clone` task. Returns the task lines found, oldest first.
+fn porch_tasks(repo: &std::path::Path, start: &str, package: &str, ws: &str) -> Vec<String> {
+    let log = server_git(repo, &["log", "--date-order", "--format=%x1e%B", start]);
+    let mut tasks = Vec::new();
+    'commits: for message in log.split('\u{1e}') {
+        for line in message.lines().map(str::trim) {
+            let Some(json) = line.strip_prefix("kpt:") else {
+                continue;
+            };
+            let Ok(a) = serde_json::from_str::<serde_json::Value>(json) else {
+                continue;
+            };
+            if a["package"] != package || a["workspaceName"] != ws || a["task"].is_null() {
+                continue;
+            }
+            tasks.push(line.to_string());
+            let kind = a["task"]["type"].as_str().unwrap_or_default();
+            if kind == "init" || kind == "clone" {
+                break 'commits;
+            }
+        }
+    }
+    tasks.reverse();
+    tasks
+}
 
 /// M1 — Porch `pkg/externalrepo/git/annotation.go`: `gitAnnotation` (lines
 /// 31–46) declares `package`, `workspaceName`, `revision`, `task`, and
@@ -70,5 +100,90 @@ fn a_hand_made_numeric_tag_counts_when_numbering_and_listing() {
     assert!(
         raw.contains("\"revision\":\"8\""),
         "the approval names revision 8: {raw}"
+    );
+}
+
+/// M2 — Porch `pkg/externalrepo/git/git.go` `UpdateDraftResources` writes
+/// the draft's first commit with `kpt:{"package","workspaceName","revision":"0",
+/// "task":{…}}`, the task marshalled from `api/porch/v1alpha1/types.go`
+/// (`Task`: `type`, `init`; `PackageInitTaskSpec`: `description`); and
+/// `loadTasks` finds it again from the published tag, matching package and
+/// workspace. cadgate's init commit carries that line, so Porch lists the
+/// revision's `spec.tasks` as `[init]`.
+#[test]
+fn an_init_commit_carries_porchs_init_task_and_porch_finds_it_from_the_tag() {
+    let transport = CadgateServer::start("");
+    let server = &transport.server;
+    let lab = Lab::new(&transport, ROOT, "fresh");
+    let f = lab.f();
+    let (status, made) = api::post(
+        server,
+        &TestUser::new("alice"),
+        "/api/v1/repositories/root/revisions",
+        &format!(
+            r#"{{"packageName":"{f}","workspaceName":"start","init":{{"description":"a & b"}}}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    let repo = server.repo_dir("root");
+    let expected = format!(
+        r#"kpt:{{"package":"{f}","workspaceName":"start","revision":"0","task":{{"type":"init","init":{{"description":"a \u0026 b"}}}}}}"#
+    );
+    let draft = server_ref(&repo, &format!("refs/heads/drafts/{f}/start")).expect("the draft");
+    let raw = server_git(&repo, &["cat-file", "commit", &draft]);
+    assert!(
+        raw.ends_with(&format!("\n\n{expected}")),
+        "the init commit ends with Porch's task line:\n{raw}"
+    );
+    lab.propose("alice", &f, "start");
+    assert_eq!(lab.publish("bob", &f, "start"), 1);
+    assert_eq!(
+        porch_tasks(&repo, &format!("refs/tags/{f}/v1"), &f, "start"),
+        vec![expected]
+    );
+}
+
+fn start_public() -> CadgateServer {
+    CadgateServer {
+        server: Server::start(&scenarios::cadgate_config_with(|_| {
+            "published_anonymous = true\n".to_string()
+        })),
+    }
+}
+
+/// M2 — the clone task as Porch marshals a Git upstream
+/// (`api/porch/v1alpha1/types.go` `PackageCloneTaskSpec.upstreamRef`,
+/// `UpstreamPackage{type, git}`, `GitPackage{repo, ref, directory,
+/// secretRef}`; `secretRef` is a struct, so Go writes `{"name":""}`).
+#[test]
+fn a_clone_commit_carries_porchs_clone_task() {
+    let host = start_public();
+    let server = &host.server;
+    let lab = Lab::new(&host, ROOT, "origin");
+    let f = lab.f();
+    lab.release(&f, "one", "n: 1\n");
+    let (status, made) = api::post(
+        server,
+        &TestUser::new("alice"),
+        "/api/v1/repositories/catalog/revisions",
+        &format!(
+            r#"{{"packageName":"catalog/web","workspaceName":"first","clone":{{"repository":"root","packageName":"{f}","revision":1}}}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    let lock = &made["upstreamLock"]["git"];
+    let repo = server.repo_dir("catalog");
+    let draft = server_ref(&repo, "refs/heads/drafts/catalog/web/first").expect("the draft");
+    let expected = format!(
+        r#"kpt:{{"package":"catalog/web","workspaceName":"first","revision":"0","task":{{"type":"clone","clone":{{"upstreamRef":{{"type":"git","git":{{"repo":"{}","ref":"{f}/v1","directory":"{}","secretRef":{{"name":""}}}}}}}}}}}}"#,
+        lock["repo"].as_str().expect("a repo"),
+        lock["directory"]
+            .as_str()
+            .expect("a directory")
+            .trim_start_matches('/'),
+    );
+    assert_eq!(
+        porch_tasks(&repo, &draft, "catalog/web", "first"),
+        vec![expected]
     );
 }
