@@ -41,6 +41,25 @@ pub struct Task {
     /// `PackageCloneTaskSpec`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone: Option<CloneTask>,
+    /// `PackageEditTaskSpec` (Porch's copy of a published revision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<EditTask>,
+}
+
+/// Porch's `PackageEditTaskSpec`: `sourceRef` (pointer, `omitempty`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditTask {
+    /// The revision copied.
+    #[serde(rename = "sourceRef", default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<RevisionRef>,
+}
+
+/// Porch's `PackageRevisionRef`: `name` (no `omitempty`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionRef {
+    /// The package revision's object name.
+    #[serde(default)]
+    pub name: String,
 }
 
 /// Porch's `PackageInitTaskSpec`: `subpackage`, `description`, `keywords`,
@@ -107,7 +126,7 @@ impl Task {
             init: Some(InitTask {
                 description: description.into(),
             }),
-            clone: None,
+            ..Task::default()
         }
     }
 
@@ -127,6 +146,21 @@ impl Task {
                     }),
                 },
             }),
+            ..Task::default()
+        }
+    }
+
+    /// Porch's edit task: a new workspace copied from the revision whose
+    /// object name is `source`.
+    pub fn edit(source: &str) -> Self {
+        Task {
+            kind: "edit".into(),
+            edit: Some(EditTask {
+                source: Some(RevisionRef {
+                    name: source.into(),
+                }),
+            }),
+            ..Task::default()
         }
     }
 }
@@ -231,6 +265,10 @@ mod tests {
             r#"kpt:{"package":"web","workspaceName":"ws","revision":"0","task":{"type":"clone","clone":{"upstreamRef":{"type":"git","git":{"repo":"https://h/up.git","ref":"base/v1","directory":"base","secretRef":{"name":""}}}}}}"#
         );
         assert_eq!(Annotation::all_in(&clone.line()), vec![clone]);
+        assert_eq!(
+            draft_task("web", "two", Task::edit("root.web.one")).line(),
+            r#"kpt:{"package":"web","workspaceName":"two","revision":"0","task":{"type":"edit","edit":{"sourceRef":{"name":"root.web.one"}}}}"#
+        );
     }
 
     /// Go's encoding/json escapes HTML characters by default.

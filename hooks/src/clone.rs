@@ -356,22 +356,30 @@ pub fn init_commit(
     Ok(target.commit_tree(&tree, &[&tip], &message, author)?)
 }
 
-/// The draft commit of a new workspace of `package` holding published
-/// revision `commit`'s content (Porch's copy), on top of the branch.
+/// The draft commit of a new workspace `workspace` of `package` holding
+/// published revision `commit`'s content (Porch's copy, an `edit` task from
+/// the revision named `source`), on top of the branch.
+#[allow(clippy::too_many_arguments)]
 pub fn copy_commit(
     target: &Repo,
     layout: &Layout,
     package: &PackagePath,
+    workspace: &str,
     commit: &str,
     revision: u64,
+    source: &str,
     author: &Signature,
 ) -> Result<String, CloneError> {
     let tip = branch_tip(target, layout)?;
     let tree = target.tree_with_package(&tip, package.as_str(), Some(commit))?;
+    let task = draft_task(package.as_str(), workspace, Task::edit(source));
     Ok(target.commit_tree(
         &tree,
         &[&tip],
-        &format!("Copy {package} v{revision} into a new draft\n"),
+        &format!(
+            "Copy {package} v{revision} into a new draft\n\n{}\n",
+            task.line()
+        ),
         author,
     )?)
 }

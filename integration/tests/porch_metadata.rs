@@ -187,3 +187,39 @@ fn a_clone_commit_carries_porchs_clone_task() {
         vec![expected]
     );
 }
+
+/// M2 — a copy is Porch's `edit` task (`api/porch/v1alpha1/types.go`
+/// `PackageEditTaskSpec{sourceRef: PackageRevisionRef{name}}`), naming the
+/// copied revision by the object name the API lists for it.
+#[test]
+fn a_copy_commit_carries_porchs_edit_task_naming_the_source() {
+    let transport = CadgateServer::start("");
+    let server = &transport.server;
+    let lab = Lab::new(&transport, ROOT, "copied");
+    let f = lab.f();
+    assert_eq!(lab.release(&f, "one", "n: 1\n"), 1);
+    let rita = TestUser::new("rita");
+    let listed = api::revisions(server, &rita, "root", &format!("package={f}"));
+    let v1 = listed
+        .iter()
+        .find(|r| r["revision"] == 1)
+        .and_then(|r| r["name"].as_str())
+        .expect("v1 listed with a name")
+        .to_string();
+    let (status, made) = api::post(
+        server,
+        &TestUser::new("alice"),
+        "/api/v1/repositories/root/revisions",
+        &format!(r#"{{"packageName":"{f}","workspaceName":"two","copy":{{}}}}"#),
+    );
+    assert_eq!(status, 201, "{made}");
+    let repo = server.repo_dir("root");
+    let draft = server_ref(&repo, &format!("refs/heads/drafts/{f}/two")).expect("the draft");
+    let tasks = porch_tasks(&repo, &draft, &f, "two");
+    assert_eq!(
+        tasks,
+        vec![format!(
+            r#"kpt:{{"package":"{f}","workspaceName":"two","revision":"0","task":{{"type":"edit","edit":{{"sourceRef":{{"name":"{v1}"}}}}}}}}"#
+        )]
+    );
+}

@@ -178,10 +178,14 @@ pub async fn create(
                     ))
                 })?;
             let (commit, revision) = (chosen.commit.clone(), chosen.revision);
+            let source = api::revision_name(&repo.config.name, package.as_str(), &chosen.workspace);
             let target = repo.clone();
+            let workspace = ws.clone();
             blocking(move || {
                 let git = Repo::open(&target.path)?;
-                copy_commit(&git, &layout, &package, &commit, revision, &author)
+                copy_commit(
+                    &git, &layout, &package, &workspace, &commit, revision, &source, &author,
+                )
             })
             .await?
         }
