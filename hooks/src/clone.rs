@@ -193,7 +193,9 @@ pub fn cloned_kptfile(
     name: &str,
     origin: &Origin,
 ) -> Result<String, CloneError> {
-    let directory = format!("/{}", origin.directory.trim_matches('/'));
+    // Porch (and `kpt pkg get` through it) records the directory without a
+    // leading `/`.
+    let directory = origin.directory.trim_matches('/').to_string();
     cadgate_merge::kptfile::with_upstream(
         upstream_text,
         name,

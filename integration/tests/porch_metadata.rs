@@ -223,3 +223,89 @@ fn a_copy_commit_carries_porchs_edit_task_naming_the_source() {
         )]
     );
 }
+
+/// A Kptfile for `name` whose upstream is `repo`/`directory` at `reference`.
+fn kptfile_with_lock(
+    name: &str,
+    repo: &str,
+    directory: &str,
+    reference: &str,
+    commit: &str,
+) -> String {
+    format!(
+        "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: {name}\n  annotations:\n    config.kubernetes.io/local-config: \"true\"\n\
+         upstream:\n  type: git\n  git:\n    repo: {repo}\n    directory: {directory}\n    ref: {reference}\n  updateStrategy: resource-merge\n\
+         upstreamLock:\n  type: git\n  git:\n    repo: {repo}\n    directory: {directory}\n    ref: {reference}\n    commit: {commit}\n"
+    )
+}
+
+/// M7 — Porch records a clone's `upstreamLock.git.repo` as the upstream
+/// Repository's URL and `directory` as the package path, without a leading
+/// `/` (`pkg/externalrepo/git/package.go` `GetLock`: `Repo: repo` from
+/// `p.repo.GetRepo()`, `Directory: p.path`, `Ref: ref.Short()`).
+/// cadgate's clone writes this server's authoring URL `/R.git`; and its
+/// discovery (the listing's `upstream`, `behind`) recognises both that and
+/// the form it wrote before (`…/published/R.git`, `/F`).
+#[test]
+fn a_clone_records_the_registered_url_and_discovery_reads_both_forms() {
+    let host = start_public();
+    let server = &host.server;
+    let lab = Lab::new(&host, ROOT, "source");
+    let up = lab.f();
+    assert_eq!(lab.release(&up, "one", "n: 1\n"), 1);
+    let v1 = server_ref(&server.repo_dir("root"), &format!("refs/tags/{up}/v1")).expect("v1");
+    let alice = TestUser::new("alice");
+    let (status, made) = api::post(
+        server,
+        &alice,
+        "/api/v1/repositories/root/revisions",
+        &format!(
+            r#"{{"packageName":"new-form","workspaceName":"ws","clone":{{"repository":"root","packageName":"{up}"}}}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    let lock = &made["upstreamLock"]["git"];
+    assert_eq!(lock["repo"], format!("{}/root.git", server.base()));
+    assert_eq!(lock["directory"], up.as_str());
+    lab.propose("alice", "new-form", "ws");
+    lab.publish("bob", "new-form", "ws");
+
+    // A package cloned by an older cadgate: `…/published/root.git`, `/F`.
+    let old = kptfile_with_lock(
+        "old-form",
+        "http://old.example/published/root.git",
+        &format!("/{up}"),
+        &format!("{up}/v1"),
+        &v1,
+    );
+    lab.commit(
+        "alice",
+        Some("origin/main"),
+        &[
+            ("old-form/Kptfile".to_string(), Some(old)),
+            ("old-form/data.yaml".to_string(), Some("n: 1\n".to_string())),
+        ],
+    );
+    lab.accept(
+        "alice",
+        &["+HEAD:refs/heads/drafts/old-form/ws"],
+        "saved draft",
+    );
+    lab.propose("alice", "old-form", "ws");
+    lab.publish("bob", "old-form", "ws");
+
+    // The upstream moves on: both downstreams are behind it.
+    assert_eq!(lab.release(&up, "two", "n: 2\n"), 2);
+    for package in ["new-form", "old-form"] {
+        let listed = api::revisions(
+            server,
+            &alice,
+            "root",
+            &format!("package={package}&latest=true"),
+        );
+        let upstream = &listed[0]["upstream"];
+        assert_eq!(upstream["repository"], "root", "{package}: {listed:?}");
+        assert_eq!(upstream["packageName"], up.as_str(), "{package}");
+        assert_eq!(upstream["behind"], true, "{package}: {listed:?}");
+    }
+}

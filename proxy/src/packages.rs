@@ -607,15 +607,7 @@ async fn resolve(
                 ))
             })?;
             let origin = Origin {
-                repo: format!(
-                    "{}/published/{source}.git",
-                    state
-                        .config
-                        .server
-                        .public_url
-                        .clone()
-                        .unwrap_or_else(|| base_url(headers))
-                ),
+                repo: api::registered_url(state, repo, &base_url(headers)),
                 directory: package.clone(),
                 reference: format!("{package}/v{}", chosen.revision),
                 commit: chosen.commit.clone(),
