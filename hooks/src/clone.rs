@@ -3,6 +3,7 @@
 //! writes it (`upstream` as asked, `upstreamLock` as resolved, with the
 //! commit), so kpt, Porch and cadgate's own pin check can follow the link.
 
+use crate::annotation::{draft_task, Task};
 use crate::git::{GitError, Repo, Signature};
 use crate::kptfile::KPTFILE;
 use crate::refs::{Layout, PackagePath};
@@ -192,7 +193,9 @@ pub fn cloned_kptfile(
     name: &str,
     origin: &Origin,
 ) -> Result<String, CloneError> {
-    let directory = format!("/{}", origin.directory.trim_matches('/'));
+    // Porch (and `kpt pkg get` through it) records the directory without a
+    // leading `/`.
+    let directory = origin.directory.trim_matches('/').to_string();
     cadgate_merge::kptfile::with_upstream(
         upstream_text,
         name,
@@ -213,6 +216,7 @@ pub fn draft_commit(
     target: &Repo,
     layout: &Layout,
     package: &PackagePath,
+    workspace: &str,
     files: Vec<(String, Vec<u8>)>,
     origin: &Origin,
     author: &Signature,
@@ -229,9 +233,20 @@ pub fn draft_commit(
         written.push((format!("{package}/{path}"), data));
     }
     let tree = target.tree_with_files(Some(&tip), &written)?;
+    // Porch's clone task line (see `crate::annotation`), so Porch lists the
+    // draft's `spec.tasks` and stops its history walk here.
+    let task = draft_task(
+        package.as_str(),
+        workspace,
+        Task::clone_git(&origin.repo, &origin.reference, &origin.directory),
+    );
     let message = format!(
-        "Clone {package} from {}@{}\n\nUpstream: {} {}\n",
-        origin.directory, origin.reference, origin.repo, origin.commit
+        "Clone {package} from {}@{}\n\nUpstream: {} {}\n\n{}\n",
+        origin.directory,
+        origin.reference,
+        origin.repo,
+        origin.commit,
+        task.line()
     );
     Ok(target.commit_tree(&tree, &[&tip], &message, author)?)
 }
@@ -322,6 +337,7 @@ pub fn init_commit(
     target: &Repo,
     layout: &Layout,
     package: &PackagePath,
+    workspace: &str,
     description: &str,
     author: &Signature,
 ) -> Result<String, CloneError> {
@@ -337,25 +353,35 @@ pub fn init_commit(
         ),
     ];
     let tree = target.tree_with_files(Some(&tip), &files)?;
-    Ok(target.commit_tree(&tree, &[&tip], &format!("Initialize {package}\n"), author)?)
+    let task = draft_task(package.as_str(), workspace, Task::init(description));
+    let message = format!("Initialize {package}\n\n{}\n", task.line());
+    Ok(target.commit_tree(&tree, &[&tip], &message, author)?)
 }
 
-/// The draft commit of a new workspace of `package` holding published
-/// revision `commit`'s content (Porch's copy), on top of the branch.
+/// The draft commit of a new workspace `workspace` of `package` holding
+/// published revision `commit`'s content (Porch's copy, an `edit` task from
+/// the revision named `source`), on top of the branch.
+#[allow(clippy::too_many_arguments)]
 pub fn copy_commit(
     target: &Repo,
     layout: &Layout,
     package: &PackagePath,
+    workspace: &str,
     commit: &str,
     revision: u64,
+    source: &str,
     author: &Signature,
 ) -> Result<String, CloneError> {
     let tip = branch_tip(target, layout)?;
     let tree = target.tree_with_package(&tip, package.as_str(), Some(commit))?;
+    let task = draft_task(package.as_str(), workspace, Task::edit(source));
     Ok(target.commit_tree(
         &tree,
         &[&tip],
-        &format!("Copy {package} v{revision} into a new draft\n"),
+        &format!(
+            "Copy {package} v{revision} into a new draft\n\n{}\n",
+            task.line()
+        ),
         author,
     )?)
 }

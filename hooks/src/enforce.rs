@@ -914,8 +914,14 @@ fn publish(
         .map_err(internal)?;
     let proposed_by = proposer.unwrap_or_else(|| "unknown".into());
     let message = format!(
-        "Approving package revision {package}/{revision}\n\nkpt:{}\n\nProposed-by: {proposed_by}\nApproved-by: {}\n",
-        serde_json::json!({"package": package.as_str(), "workspaceName": workspace, "revision": revision.to_string()}),
+        "Approving package revision {package}/{revision}\n\n{}\n\nProposed-by: {proposed_by}\nApproved-by: {}\n",
+        crate::annotation::Annotation {
+            package: package.to_string(),
+            workspace_name: workspace.to_string(),
+            revision: revision.to_string(),
+            task: None,
+        }
+        .line(),
         context.user
     );
     let author = Signature {
@@ -1183,8 +1189,13 @@ fn approve_deletion(
         let current = repo.object_at(&tip, "").map_err(internal)?;
         if current.as_deref() != Some(tree.as_str()) {
             let text = format!(
-                "Delete {package}/v{revision}\n\nkpt:{}\n\nApproved-by: {}\n",
-                serde_json::json!({"package": package.as_str(), "revision": revision.to_string()}),
+                "Delete {package}/v{revision}\n\n{}\n\nApproved-by: {}\n",
+                crate::annotation::Annotation {
+                    package: package.to_string(),
+                    revision: revision.to_string(),
+                    ..Default::default()
+                }
+                .line(),
                 context.user
             );
             let author = Signature {

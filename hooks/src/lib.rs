@@ -20,6 +20,7 @@
 //! - [`install`]: installing cadgate into a repository another Git server hosts;
 //! - [`process`]: the one way cadgate starts git (clean environment, `--`, deadlines).
 
+pub mod annotation;
 pub mod audit;
 pub mod clone;
 pub mod enforce;

@@ -11,8 +11,6 @@ use std::collections::HashMap;
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
-
 use crate::git::{GitError, Repo};
 use crate::kptfile::{upstream_lock_of, UpstreamLock, KPTFILE};
 use crate::refs::{Layout, PackagePath, RefKind};
@@ -65,22 +63,10 @@ pub struct PackageRevision {
     pub upstream_lock: Option<UpstreamLock>,
 }
 
-/// Porch's `kpt:` annotation in commit messages.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Annotation {
-    #[serde(default)]
-    package: String,
-    #[serde(default)]
-    workspace_name: String,
-}
-
 /// The workspace an approval commit's annotation names for `package`.
 pub(crate) fn annotated_workspace(message: &str, package: &PackagePath) -> Option<String> {
-    message
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("kpt:"))
-        .filter_map(|json| serde_json::from_str::<Annotation>(json).ok())
+    crate::annotation::Annotation::all_in(message)
+        .into_iter()
         .find(|a| a.package == package.as_str() && !a.workspace_name.is_empty())
         .map(|a| a.workspace_name)
 }

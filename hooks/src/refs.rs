@@ -221,13 +221,22 @@ impl fmt::Display for PackagePath {
     }
 }
 
-/// `vN` with N ≥ 1 in decimal (leading zeros are not a revision).
+/// The revision a tag's last segment names, read as Porch reads it
+/// (`pkg/repository/util.go` `Revision2Int`: trim one leading `v`, then Go's
+/// `strconv.Atoi`, which takes an optional sign and decimal digits, leading
+/// zeros included, and fails past 64 bits): `7` → 7, `v01` → 1, `v+3` → 3.
+/// Porch reads anything else as −1 (not a revision); cadgate also counts 0
+/// and negative numbers as no revision, since cadgate's revisions start at 1.
+/// Every place that reads or allocates a revision number goes through here,
+/// so a hand-made `F/7` makes the next revision 8.
 pub fn parse_revision(version: &str) -> Option<u64> {
-    let digits = version.strip_prefix('v')?;
-    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let number = version.strip_prefix('v').unwrap_or(version);
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    let value: i64 = digits.parse().ok()?;
+    u64::try_from(value).ok().filter(|&n| n >= 1)
 }
 
 /// A workspace is an RFC 1123 label: lowercase alphanumerics and `-`, at most
@@ -296,7 +305,12 @@ mod tests {
             "refs/tags/release",
             "refs/tags/pkg/v2.0.0",
             "refs/tags/pkg/v0",
-            "refs/tags/pkg/v01",
+            "refs/tags/pkg/0",
+            "refs/tags/pkg/-1",
+            "refs/tags/pkg/V1",
+            "refs/tags/pkg/v1v",
+            "refs/tags/pkg/v",
+            "refs/tags/pkg/v99999999999999999999",
             "refs/heads/feature",
             "refs/heads/drafts/nows",
             "refs/heads/drafts/pkg/Upper",
@@ -310,6 +324,37 @@ mod tests {
         ] {
             assert_eq!(layout.classify(name), RefKind::Foreign, "{name}");
         }
+    }
+
+    /// Porch `pkg/repository/util.go` `Revision2Int` (and its test
+    /// `TestRevision2Int` in `util_test.go`): trim one `v`, then `strconv.Atoi`.
+    #[test]
+    fn tags_are_numbered_as_porch_reads_them() {
+        for (version, expected) in [
+            ("v1", Some(1)),
+            ("7", Some(7)),
+            ("v01", Some(1)),
+            ("007", Some(7)),
+            ("v+3", Some(3)),
+            ("v123", Some(123)),
+            ("V123", None),
+            ("v123v", None),
+            ("-1", None),
+            ("v0", None),
+            ("vv1", None),
+            ("v1.0", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_revision(version), expected, "{version}");
+        }
+        let layout = Layout::new("main", "");
+        assert_eq!(
+            layout.classify("refs/tags/pkg/7"),
+            RefKind::Published {
+                package: pkg("pkg"),
+                revision: 7
+            }
+        );
     }
 
     #[test]

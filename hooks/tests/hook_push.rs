@@ -382,7 +382,7 @@ fn publishing_makes_the_approval_commit_the_tag_and_moves_the_branch() {
         "{message}"
     );
     assert!(
-        message.contains(r#"kpt:{"package":"basens","revision":"1","workspaceName":"ws1"}"#),
+        message.contains(r#"kpt:{"package":"basens","workspaceName":"ws1","revision":"1"}"#),
         "{message}"
     );
     assert!(

@@ -743,7 +743,7 @@ fn publishing(lab: &Lab) {
     let message = lab.server_git(&["log", "-1", "--format=%B", &main]);
     for line in [
         format!("Approving package revision {f}/1"),
-        format!("kpt:{{\"package\":\"{f}\",\"revision\":\"1\",\"workspaceName\":\"ws1\"}}"),
+        format!("kpt:{{\"package\":\"{f}\",\"workspaceName\":\"ws1\",\"revision\":\"1\"}}"),
         "Proposed-by: alice".to_string(),
         "Approved-by: bob".to_string(),
     ] {

@@ -234,14 +234,60 @@ pub(crate) fn registered_upstream<'s>(
     lock: &UpstreamLock,
 ) -> Option<(&'s Arc<Repository>, String, Option<u64>)> {
     let git = lock.git.as_ref()?;
+    let wanted = git.repo.trim_end_matches('/');
     let repo = state.registry.iter().find(|r| {
-        git.repo
-            .trim_end_matches('/')
-            .ends_with(&format!("/published/{}.git", r.config.name))
+        let name = &r.config.name;
+        // What clone writes now (Porch's form: the registered URL), and
+        // what it wrote before (`…/published/R.git`); with no `public_url`
+        // the host is whatever the request named, so only the path counts.
+        let path = url_path(wanted);
+        r.config
+            .upstream
+            .as_deref()
+            .map(|u| u.trim_end_matches('/'))
+            == Some(wanted)
+            || path == format!("/{name}.git")
+            || path == format!("/published/{name}.git")
+            || state
+                .config
+                .server
+                .public_url
+                .as_deref()
+                .is_some_and(|base| {
+                    let base = base.trim_end_matches('/');
+                    wanted == format!("{base}/{name}.git")
+                        || wanted == format!("{base}/published/{name}.git")
+                })
     })?;
     let directory = git.directory.trim_matches('/').to_string();
     let revision = revision_of(&git.reference, &directory);
     Some((repo, directory, revision))
+}
+
+/// The URL a clone records for registered repository `repo`
+/// (`upstreamLock.git.repo`), as Porch records the URL of the Repository
+/// it cloned from (`pkg/externalrepo/git/package.go` `GetLock`: `Repo` is
+/// the repository's URL, `Directory` the package path): in forward
+/// mode its upstream, else this server's authoring URL `/R.git` under
+/// `[server] public_url` or, without one, `request_base`.
+pub(crate) fn registered_url(state: &State, repo: &Repository, request_base: &str) -> String {
+    if let Some(upstream) = repo.config.upstream.as_deref() {
+        return upstream.trim_end_matches('/').to_string();
+    }
+    let base = state
+        .config
+        .server
+        .public_url
+        .as_deref()
+        .unwrap_or(request_base)
+        .trim_end_matches('/');
+    format!("{base}/{}.git", repo.config.name)
+}
+
+/// The path of a URL `scheme://host/path` (`""` when it has none).
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.find('/').map_or("", |i| &rest[i..])
 }
 
 /// N of a ref `directory/vN`.

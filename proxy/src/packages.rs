@@ -156,9 +156,10 @@ pub async fn create(
         _ if create.init.is_some() => {
             let description = create.init.as_ref().map(|i| i.description.clone()).unwrap_or_default();
             let target = repo.clone();
+            let workspace = ws.clone();
             blocking(move || {
                 let git = Repo::open(&target.path)?;
-                init_commit(&git, &layout, &package, &description, &author)
+                init_commit(&git, &layout, &package, &workspace, &description, &author)
             })
             .await?
         }
@@ -177,10 +178,14 @@ pub async fn create(
                     ))
                 })?;
             let (commit, revision) = (chosen.commit.clone(), chosen.revision);
+            let source = api::revision_name(&repo.config.name, package.as_str(), &chosen.workspace);
             let target = repo.clone();
+            let workspace = ws.clone();
             blocking(move || {
                 let git = Repo::open(&target.path)?;
-                copy_commit(&git, &layout, &package, &commit, revision, &author)
+                copy_commit(
+                    &git, &layout, &package, &workspace, &commit, revision, &source, &author,
+                )
             })
             .await?
         }
@@ -194,6 +199,7 @@ pub async fn create(
             let target = repo.clone();
             let git = state.runner.git().to_path_buf();
             let scratch_root = state.config.server.data_dir.join(".scratch");
+            let workspace = ws.clone();
             blocking(move || {
                 let repo = Repo::with_git(git.clone(), &target.path)?;
                 let files = match source {
@@ -204,7 +210,7 @@ pub async fn create(
                     )?,
                     None => package_files(&repo, &origin.commit, &origin.directory)?,
                 };
-                let commit = draft_commit(&repo, &layout, &package, files, &origin, &author)?;
+                let commit = draft_commit(&repo, &layout, &package, &workspace, files, &origin, &author)?;
                 check_new_objects(&git, &target.path, &commit, &scratch_root)?;
                 drop(scratch);
                 Ok(commit)
@@ -601,15 +607,7 @@ async fn resolve(
                 ))
             })?;
             let origin = Origin {
-                repo: format!(
-                    "{}/published/{source}.git",
-                    state
-                        .config
-                        .server
-                        .public_url
-                        .clone()
-                        .unwrap_or_else(|| base_url(headers))
-                ),
+                repo: api::registered_url(state, repo, &base_url(headers)),
                 directory: package.clone(),
                 reference: format!("{package}/v{}", chosen.revision),
                 commit: chosen.commit.clone(),
