@@ -239,6 +239,14 @@ pub fn parse_revision(version: &str) -> Option<u64> {
     u64::try_from(value).ok().filter(|&n| n >= 1)
 }
 
+/// The revision a tag names for `package` (`package/v3`, `package/7`, read
+/// as [`parse_revision`]); `None` for a tag of another package or no number.
+pub fn tag_revision(tag: &str, package: &str) -> Option<u64> {
+    tag.strip_prefix(package)?
+        .strip_prefix('/')
+        .and_then(parse_revision)
+}
+
 /// A workspace is an RFC 1123 label: lowercase alphanumerics and `-`, at most
 /// 63 characters, starting and ending with an alphanumeric
 /// ([`cadgate_config::names::is_dns_label`]).
@@ -328,6 +336,15 @@ mod tests {
 
     /// Porch `pkg/repository/util.go` `Revision2Int` (and its test
     /// `TestRevision2Int` in `util_test.go`): trim one `v`, then `strconv.Atoi`.
+    #[test]
+    fn a_tag_names_a_revision_of_its_own_package_only() {
+        assert_eq!(tag_revision("apps/web/v3", "apps/web"), Some(3));
+        assert_eq!(tag_revision("apps/web/7", "apps/web"), Some(7));
+        assert_eq!(tag_revision("apps/web2/v3", "apps/web"), None);
+        assert_eq!(tag_revision("apps/web/sub/v3", "apps/web"), None);
+        assert_eq!(tag_revision("apps/web/latest", "apps/web"), None);
+    }
+
     #[test]
     fn tags_are_numbered_as_porch_reads_them() {
         for (version, expected) in [

@@ -260,7 +260,7 @@ pub(crate) fn registered_upstream<'s>(
                 })
     })?;
     let directory = git.directory.trim_matches('/').to_string();
-    let revision = revision_of(&git.reference, &directory);
+    let revision = cadgate_hooks::refs::tag_revision(&git.reference, &directory);
     Some((repo, directory, revision))
 }
 
@@ -288,13 +288,6 @@ pub(crate) fn registered_url(state: &State, repo: &Repository, request_base: &st
 fn url_path(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     rest.find('/').map_or("", |i| &rest[i..])
-}
-
-/// N of a ref `directory/vN`.
-pub(crate) fn revision_of(reference: &str, directory: &str) -> Option<u64> {
-    reference
-        .strip_prefix(&format!("{directory}/v"))
-        .and_then(|n| n.parse().ok())
 }
 
 /// The registered upstream packages (repository, package) that

@@ -507,7 +507,7 @@ pub async fn latest_revision(
         .lines()
         .filter_map(|l| l.split_once('\t'))
         .filter_map(|(_, name)| {
-            crate::api::revision_of(name.strip_prefix("refs/tags/")?, directory)
+            cadgate_hooks::refs::tag_revision(name.strip_prefix("refs/tags/")?, directory)
         })
         .max()
         .ok_or_else(|| {

@@ -381,7 +381,7 @@ async fn plan_upgrade(
         reference: lock.reference.clone(),
         commit: lock.commit.clone(),
     };
-    let at = api::revision_of(&lock.reference, &directory);
+    let at = cadgate_hooks::refs::tag_revision(&lock.reference, &directory);
     let registered = current
         .upstream_lock
         .as_ref()
@@ -439,7 +439,10 @@ async fn plan_upgrade(
             (None, Some(scratch), new)
         }
     };
-    if let (Some(at), Some(to_revision)) = (at, api::revision_of(&new.reference, &directory)) {
+    if let (Some(at), Some(to_revision)) = (
+        at,
+        cadgate_hooks::refs::tag_revision(&new.reference, &directory),
+    ) {
         if to_revision <= at {
             return Err(HttpError::new(
                 StatusCode::CONFLICT,
