@@ -49,6 +49,15 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 log "git $(git --version | cut -d' ' -f3), $(cargo --version)"
 
+# The suite builds everything from scratch: incremental compilation would
+# only add to the target directory (about 2 GB without it).
+export CARGO_INCREMENTAL=0
+free_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+log "disk: $((free_kb / 1024)) MB free here"
+if [ "$free_kb" -lt $((3 * 1024 * 1024)) ]; then
+  echo "warning: less than 3 GB free; the build and the tests' repositories may not fit" >&2
+fi
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -62,3 +71,4 @@ log "cargo test"
 filter=()
 if [ "${1:-}" = "--" ] && [ -n "${2:-}" ]; then filter=("$2"); fi
 cargo test --workspace --locked -- "${filter[@]}"
+log "target directory: $(du -sh target 2>/dev/null | cut -f1)"
