@@ -1,0 +1,138 @@
+//! The refs a push is judged against, read once before judging.
+
+use std::collections::HashMap;
+
+use super::refuse;
+use crate::git::{GitError, Repo};
+use crate::lifecycle::{Refs, Refusal};
+use crate::proc_receive::Command;
+use crate::refs::{Layout, PackagePath, RefKind, DELETION_PROPOSED, DRAFTS, NOTES, PROPOSED, TAGS};
+
+/// The refs as they were when the push was judged.
+pub(super) struct Snapshot {
+    pub(super) refs: HashMap<String, String>,
+    layout: Layout,
+}
+
+impl Snapshot {
+    /// The registered branch's tip; publishing and deleting need it.
+    pub(super) fn branch_tip(&self) -> Result<String, Refusal> {
+        let branch_ref = self.layout.branch_ref();
+        self.get(&branch_ref).ok_or_else(|| {
+            refuse(
+                "branch-is-registered",
+                format!("{branch_ref} does not exist"),
+            )
+        })
+    }
+}
+
+impl Snapshot {
+    /// Read the refs that judging `commands` can consult: the branch, the
+    /// audit notes, every proposal (publishing looks one up by its tip), and
+    /// the drafts, proposals, tags and deletion proposals of each package a
+    /// command names — never the whole ref namespace, so judging costs the
+    /// same in a repository of ten packages or ten thousand.
+    pub(super) fn read(
+        repo: &Repo,
+        layout: &Layout,
+        commands: &[Command],
+    ) -> Result<Self, GitError> {
+        let branch_ref = layout.branch_ref();
+        let mut patterns = vec![branch_ref.clone(), NOTES.to_string(), PROPOSED.to_string()];
+        let mut packages = Vec::new();
+        for command in commands {
+            match layout.classify(&command.refname) {
+                RefKind::Draft { package, .. }
+                | RefKind::Proposed { package, .. }
+                | RefKind::Published { package, .. }
+                | RefKind::DeletionProposed { package, .. } => packages.push(package),
+                _ => {}
+            }
+        }
+        let base = Self::from_refs(repo, layout, &patterns)?;
+        // A push to the branch publishes the proposal at its new tip.
+        for command in commands {
+            if command.refname == branch_ref {
+                packages.extend(
+                    base.step_proposals(repo, &command.new)
+                        .into_iter()
+                        .map(|(p, _, _)| p),
+                );
+            }
+        }
+        packages.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        packages.dedup();
+        if packages.is_empty() {
+            return Ok(base);
+        }
+        for package in &packages {
+            for namespace in [DRAFTS, PROPOSED, TAGS, DELETION_PROPOSED] {
+                patterns.push(format!("{namespace}{package}/"));
+            }
+        }
+        Self::from_refs(repo, layout, &patterns)
+    }
+
+    pub(super) fn from_refs(
+        repo: &Repo,
+        layout: &Layout,
+        patterns: &[String],
+    ) -> Result<Self, GitError> {
+        let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        Ok(Self {
+            refs: repo
+                .refs_under(&patterns)?
+                .into_iter()
+                .map(|r| (r.name, r.target))
+                .collect(),
+            layout: layout.clone(),
+        })
+    }
+}
+
+impl Snapshot {
+    /// The proposals a push of `oid` to the branch publishes, as (package,
+    /// workspace, proposal tip): those whose tip is `oid` (cadgate's form),
+    /// or else those whose tip is the second parent of `oid` when `oid` is a
+    /// two-parent merge (Porch's own approval commit,
+    /// porch pkg/externalrepo/git/git.go `createApprovalCommit`/`PushAndPublish`).
+    pub(super) fn step_proposals(
+        &self,
+        repo: &Repo,
+        oid: &str,
+    ) -> Vec<(PackagePath, String, String)> {
+        let direct = self.proposals_at(oid);
+        if !direct.is_empty() {
+            return direct
+                .into_iter()
+                .map(|(p, w)| (p, w, oid.to_string()))
+                .collect();
+        }
+        match repo.parents(oid).as_deref() {
+            Ok([_, proposal]) => self
+                .proposals_at(proposal)
+                .into_iter()
+                .map(|(p, w)| (p, w, proposal.clone()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Refs for Snapshot {
+    fn get(&self, name: &str) -> Option<String> {
+        self.refs.get(name).cloned()
+    }
+
+    fn proposals_at(&self, oid: &str) -> Vec<(PackagePath, String)> {
+        self.refs
+            .iter()
+            .filter(|(_, v)| v.as_str() == oid)
+            .filter_map(|(k, _)| match self.layout.classify(k) {
+                RefKind::Proposed { package, workspace } => Some((package, workspace)),
+                _ => None,
+            })
+            .collect()
+    }
+}
