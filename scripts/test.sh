@@ -64,9 +64,11 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-log "cargo build (the binaries the end-to-end tests run)"
-cargo build --workspace --bins --locked
-
+# One build for the binaries the end-to-end tests run and the tests
+# themselves: `cargo test --workspace` builds target/debug/cadgate and
+# cadgate-hook (their packages have integration tests) with the same
+# dependency features as the tests. A separate `cargo build` first would
+# compile some 70 dependencies a second time with other features.
 log "cargo test"
 filter=()
 if [ "${1:-}" = "--" ] && [ -n "${2:-}" ]; then filter=("$2"); fi

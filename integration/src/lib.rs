@@ -36,7 +36,7 @@ pub fn cadgate_bin() -> PathBuf {
         .expect("target directory");
     assert!(
         bin.exists(),
-        "cadgate binary not found at {}; run `cargo build --workspace --bins` (scripts/test.sh does)",
+        "cadgate binary not found at {}; run `cargo build --workspace --bins` or `cargo test --workspace` (scripts/test.sh does)",
         bin.display()
     );
     bin
