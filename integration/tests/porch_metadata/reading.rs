@@ -344,3 +344,48 @@ fn only_porchs_spelling_of_a_deletion_proposal_marks_a_revision() {
         .iter()
         .any(|r| r.full_path == f && r.revision == 1 && r.lifecycle == "DeletionProposed"));
 }
+
+/// Hand-made tags (M4): Porch reads `F/7` as revision 7 and `F/v01` as 1
+/// (`pkg/repository/util.go` 96–104), `F/v0` as a published revision 0 and
+/// `F/latest` as a published revision −1 with workspace `latest`
+/// (`package_tree.go` 97–104). cadgate lists the first two the same and,
+/// by its documented decision, not the last two; the mapping says so.
+#[test]
+fn hand_made_tags_are_read_as_porch_reads_them_or_as_documented() {
+    let transport = CadgateServer::start("");
+    let server = &transport.server;
+    let lab = Lab::new(&transport, ROOT, "tags");
+    let f = lab.f();
+    assert_eq!(lab.release(&f, "one", "n: 1\n"), 1);
+    let v1 = lab.server_ref(&format!("refs/tags/{f}/v1")).expect("v1");
+    let repo = server.repo_dir(ROOT.repository);
+    for name in ["7", "v01", "v0", "latest"] {
+        server_git(
+            &repo,
+            &["update-ref", &format!("refs/tags/{f}/{name}"), &v1],
+        );
+    }
+    let rita = TestUser::new("rita");
+    let porch = assert_cadgate_lists_as_porch(server, &rita, registration(ROOT), "tags");
+    let mut read: Vec<(i64, &str, bool)> = porch
+        .iter()
+        .filter(|r| r.full_path == f && !r.is_placeholder())
+        .map(|r| (r.revision, r.workspace.as_str(), r.latest))
+        .collect();
+    read.sort();
+    assert_eq!(
+        read,
+        vec![
+            (-1, "latest", false),
+            (0, "one", false),
+            (1, "one", false),
+            (1, "one", false),
+            (7, "one", true),
+        ]
+    );
+    let listed: Vec<u64> = api::revisions(server, &rita, ROOT.repository, &format!("package={f}"))
+        .iter()
+        .filter_map(|r| r["revision"].as_u64())
+        .collect();
+    assert_eq!(listed, vec![1, 1, 7]);
+}
