@@ -351,14 +351,16 @@ impl<'a> Reader<'a> {
             && !ref_name.starts_with("refs/heads/proposed/");
         // 65–91: the ref's own commit for tags, drafts and proposals; on the
         // branch the latest commit annotated with the package.
+        // Without such a commit `updated` stays Go's zero time, which
+        // package.go 90 leaves out; any found commit's time is reported.
         let (updated_by, updated) = if on_branch {
             match self.latest_package_commit(commit_oid, &full_path) {
-                Some(c) => (c.author_email, c.author_time),
-                None => (String::new(), 0),
+                Some(c) => (c.author_email, Some(c.author_time)),
+                None => (String::new(), None),
             }
         } else {
             let c = self.commit(commit_oid);
-            (c.author_email, c.author_time)
+            (c.author_email, Some(c.author_time))
         };
         // 97–104: a numeric revision keeps the workspace (or `vN` without
         // one); −1 takes the ref's last segment as the workspace.
@@ -408,7 +410,7 @@ impl<'a> Reader<'a> {
             tasks,
             commit: commit_oid.to_string(),
             published_by: (published && !updated_by.is_empty()).then_some(updated_by),
-            published_at: (published && updated != 0).then_some(updated),
+            published_at: updated.filter(|_| published),
         }
     }
 }
