@@ -234,6 +234,16 @@ pub fn classify(
             if command.is_delete() {
                 return Ok(Transition::RejectDeletion { package, revision });
             }
+            // Porch reads only `deletionProposed/F/vN` as the proposal
+            // (`pkg/externalrepo/git/ref.go` 129–135), and so does the
+            // listing: another spelling would mark nothing.
+            let marker = layout.deletion_proposed_ref(&package, revision);
+            if name != marker {
+                return Err(Refusal::new(
+                    "deletion-proposal-name",
+                    format!("the deletion proposal of {package} v{revision} is named {marker}: git push origin {}:{marker}", layout.tag_ref(&package, revision)),
+                ));
+            }
             let tag = layout.tag_ref(&package, revision);
             match refs.get(&tag) {
                 Some(tip) if tip == command.new && command.is_create() => {
@@ -405,6 +415,17 @@ mod tests {
             ("refs/tags/pkg/v1", C),
         ]);
         let classify = |c: Command| classify(&l, &c, &state);
+        // Porch's spelling of a deletion proposal only (ref.go 129–135).
+        for other in ["1", "v01", "v+1"] {
+            assert_eq!(
+                rule(classify(cmd(
+                    ZERO_OID,
+                    C,
+                    &format!("refs/heads/deletionProposed/pkg/{other}")
+                ))),
+                "deletion-proposal-name"
+            );
+        }
         assert_eq!(
             rule(classify(cmd(C, A, "refs/heads/main"))),
             "direct-push-to-branch"

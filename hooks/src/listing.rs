@@ -1,9 +1,10 @@
 //! Every package revision of a repository, straight from its refs: no
 //! second store, so a push is visible in the very next listing.
 //!
-//! Discovery follows Porch: drafts and proposals come from their branches;
-//! published revisions from `F/vN` tags whose commit holds `F/Kptfile`;
-//! a `deletionProposed/F/vN` branch marks its revision DeletionProposed.
+//! Discovery follows Porch: drafts and proposals come from their branches
+//! and published revisions from `F/vN` tags, each only when its commit holds
+//! `F/Kptfile`; a `deletionProposed/F/vN` branch (exactly that spelling)
+//! marks its revision DeletionProposed.
 //! Foreign tags and branches are ignored.
 
 use std::collections::HashMap;
@@ -251,6 +252,12 @@ pub fn list_refs(
                 };
                 let commit = memo.peel(repo, target);
                 let facts = memo.facts(repo, &commit, &package)?;
+                // As Porch (`pkg/externalrepo/git/git.go` 880–920 `loadDraft`,
+                // 412–416): a draft or proposal whose commit has no
+                // `F/Kptfile` is not a package revision.
+                if !facts.has_kptfile {
+                    continue;
+                }
                 out.push(PackageRevision {
                     package,
                     workspace,
@@ -264,7 +271,12 @@ pub fn list_refs(
                 });
             }
             RefKind::Published { package, revision } => tags.push((package, revision, target)),
-            RefKind::DeletionProposed { package, revision } => {
+            // Only Porch's spelling `deletionProposed/F/vN` marks revision N
+            // (`pkg/externalrepo/git/ref.go` 129–135, `git.go` 1700–1714);
+            // `deletionProposed/F/7` or `…/v07` marks nothing.
+            RefKind::DeletionProposed { package, revision }
+                if *name == layout.deletion_proposed_ref(&package, revision) =>
+            {
                 deletion_proposed.insert((package, revision));
             }
             _ => {}

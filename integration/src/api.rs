@@ -79,7 +79,8 @@ pub fn rows(items: &[serde_json::Value]) -> Vec<Row> {
 
 /// The rows the refs of the bare repository `repo` imply for a repository
 /// whose packages live under `directory`: a draft or proposal per
-/// `drafts/F/ws` and `proposed/F/ws` branch; a published revision per
+/// `drafts/F/ws` and `proposed/F/ws` branch whose commit holds
+/// `F/Kptfile`; a published revision per
 /// `F/vN` tag whose commit holds `F/Kptfile`, DeletionProposed when
 /// `deletionProposed/F/vN` exists; latest = the highest N of each package.
 pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
@@ -110,7 +111,9 @@ pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
         ] {
             if let Some((package, _ws)) = name.strip_prefix(prefix).and_then(|r| r.rsplit_once('/'))
             {
-                if inside(package) {
+                // Like a tag, a draft is a package revision only when its
+                // commit holds `F/Kptfile` (Porch's `loadDraft`).
+                if inside(package) && holds_kptfile(repo, commit, package) {
                     rows.push((
                         package.to_string(),
                         0,
@@ -133,19 +136,7 @@ pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
                 .filter(|n| !n.starts_with('0'))
                 .and_then(|n| n.parse::<u64>().ok());
             if let Some(n) = number.filter(|_| inside(package)) {
-                let holds = std::process::Command::new("git")
-                    .arg("--git-dir")
-                    .arg(repo)
-                    .args([
-                        "-c",
-                        "safe.directory=*",
-                        "cat-file",
-                        "-e",
-                        &format!("{commit}:{package}/Kptfile"),
-                    ])
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if holds {
+                if holds_kptfile(repo, commit, package) {
                     tags.push((package.to_string(), n, commit.to_string()));
                 }
             }
@@ -167,6 +158,22 @@ pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
     }
     rows.sort();
     rows
+}
+
+/// `commit` holds the file `package/Kptfile`.
+fn holds_kptfile(repo: &Path, commit: &str, package: &str) -> bool {
+    std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args([
+            "-c",
+            "safe.directory=*",
+            "cat-file",
+            "-e",
+            &format!("{commit}:{package}/Kptfile"),
+        ])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// The API's full listing of `repository` equals what its refs imply.

@@ -19,6 +19,7 @@ pub mod api;
 pub mod config_sync;
 pub mod crash;
 pub mod porch;
+pub mod porch_reader;
 pub mod scenarios;
 
 /// The `cadgate` binary under test: `$CADGATE_BIN`, or the one cargo built

@@ -48,17 +48,19 @@ fn serve_fixture(name: &str) -> (Server, tempfile::TempDir) {
 }
 
 fn publish_new_revision(server: &Server, repo: &str, package: &str) -> String {
+    publish(server, repo, package, &[])
+}
+
+/// With git through cadgate: a draft `cadgate` of `package` adding a file
+/// (and `extra` files), proposed and published; returns the push's stderr.
+fn publish(server: &Server, repo: &str, package: &str, extra: &[(&str, &[u8])]) -> String {
     let url = server.url_as(&TestUser::new("admin"), repo);
     let client = GitClient::new();
     client.git(&["clone", "-q", &url, "w"]);
-    client.commit_files(
-        "w",
-        &[(
-            &format!("{package}/added-by-cadgate.yaml"),
-            b"kind: ConfigMap\n",
-        )],
-        "change",
-    );
+    let added = format!("{package}/added-by-cadgate.yaml");
+    let mut files: Vec<(&str, &[u8])> = vec![(&added, b"kind: ConfigMap\n")];
+    files.extend_from_slice(extra);
+    client.commit_files("w", &files, "change");
     client.git_in(
         "w",
         &[
@@ -144,5 +146,67 @@ fn the_api_lists_every_fixture_as_its_refs_say() {
             assert_eq!(latest.len(), 1, "{context}: {latest:?}");
             assert_eq!(latest[0]["workspaceName"], "cadgate", "{context}");
         }
+    }
+}
+
+/// Issue 13, "How to show it": Porch's listing rules
+/// (`cadgate_integration::porch_reader`, each citing Porch's source) read
+/// every fixture repository as cadgate's API lists it, field by field under
+/// the documented mapping — before and after cadgate publishes a new
+/// revision into it with git (a new package where the fixture has none).
+#[test]
+fn cadgate_lists_every_fixture_as_porch_reads_it_before_and_after_a_publish() {
+    use cadgate_integration::porch_reader::{assert_cadgate_lists_as_porch, Registration};
+    let admin = TestUser::new("admin");
+    for (name, package, new) in [
+        ("simple-repository", "basens", false),
+        ("nested-repository", "catalog/namespace/basens", false),
+        ("manually-tagged-repository", "pkg", false),
+        ("drafts-repository", "istions", false),
+        ("empty-repository", "fresh", true),
+        ("trivial-repository", "fresh", true),
+        ("publishinfo-repository", "pkg-with-anno", false),
+        (
+            "nested-repository-with-invalid-kpt-annotation",
+            "blueprint/bp1",
+            false,
+        ),
+    ] {
+        let (server, _data) = serve_fixture(name);
+        let registration = Registration {
+            name,
+            branch: "main",
+            directory: "",
+        };
+        let before = assert_cadgate_lists_as_porch(&server, &admin, registration, name);
+        let previous = before
+            .iter()
+            .filter(|r| r.full_path == package)
+            .map(|r| r.revision)
+            .max()
+            .unwrap_or(0);
+        assert_eq!(new, previous == 0, "{name}: {package} exists: {before:#?}");
+        let kptfile = kptfile(package);
+        let kptfile_path = format!("{package}/Kptfile");
+        let extra: Vec<(&str, &[u8])> = if new {
+            vec![(kptfile_path.as_str(), kptfile.as_bytes())]
+        } else {
+            Vec::new()
+        };
+        let err = publish(&server, name, package, &extra);
+        let context = format!("{name} after cadgate published {package}");
+        assert!(
+            err.contains(&format!("published {package} v{}", previous + 1)),
+            "{context}: {err}"
+        );
+        let after = assert_cadgate_lists_as_porch(&server, &admin, registration, &context);
+        let newest: Vec<_> = after
+            .iter()
+            .filter(|r| r.full_path == package && r.revision == previous + 1)
+            .collect();
+        assert_eq!(newest.len(), 1, "{context}: {after:#?}");
+        assert_eq!(newest[0].workspace, "cadgate", "{context}");
+        assert!(newest[0].latest, "{context}");
+        assert_eq!(newest[0].lifecycle, "Published", "{context}");
     }
 }

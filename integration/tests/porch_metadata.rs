@@ -309,3 +309,6 @@ fn a_clone_records_the_registered_url_and_discovery_reads_both_forms() {
         assert_eq!(upstream["behind"], true, "{package}: {listed:?}");
     }
 }
+
+#[path = "porch_metadata/reading.rs"]
+mod reading;
