@@ -151,17 +151,78 @@ fn start_public() -> CadgateServer {
     }
 }
 
-/// M2 — the clone task as Porch marshals a Git upstream
-/// (`api/porch/v1alpha1/types.go` `PackageCloneTaskSpec.upstreamRef`,
-/// `UpstreamPackage{type, git}`, `GitPackage{repo, ref, directory,
-/// secretRef}`; `secretRef` is a struct, so Go writes `{"name":""}`).
+/// Porch's deletion guard, `pkg/cache/crcache/cache.go`
+/// `FindAllUpstreamReferencesInRepositories` (lines 127–163; the database
+/// cache's `findUpstreamRefsFromDB` matches the same two fields): the first
+/// revision (not a placeholder) of the listed `repositories` whose tasks
+/// (read as `loadTasks` does, [`porch_tasks`]) hold a `clone` whose
+/// `upstreamRef.upstreamRef.name` is `name`, or an `upgrade` whose
+/// `newUpstreamRef.name` is. Porch refuses deleting `name` while one does
+/// (`pkg/registry/porch/packagerevision.go` `checkIfUpstreamIsReferenced`).
+fn porch_guard(server: &Server, repositories: &[&str], name: &str) -> Option<String> {
+    let rita = TestUser::new("rita");
+    for repository in repositories {
+        for r in api::revisions(server, &rita, repository, "") {
+            let (package, ws) = (
+                r["packageName"].as_str().unwrap_or_default(),
+                r["workspaceName"].as_str().unwrap_or_default(),
+            );
+            let commit = r["commit"].as_str().unwrap_or_default();
+            let repo = server.repo_dir(repository);
+            for line in porch_tasks(&repo, commit, package, ws) {
+                let a: serde_json::Value =
+                    serde_json::from_str(line.trim_start_matches("kpt:")).expect("json");
+                let task = &a["task"];
+                let named = match task["type"].as_str() {
+                    Some("clone") => &task["clone"]["upstreamRef"]["upstreamRef"]["name"],
+                    Some("upgrade") => &task["upgrade"]["newUpstreamRef"]["name"],
+                    _ => continue,
+                };
+                if named == name {
+                    return r["name"].as_str().map(str::to_string);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The object name the API lists for revision `revision` of `package`.
+fn listed_name(server: &Server, repository: &str, package: &str, revision: u64) -> String {
+    api::revisions(
+        server,
+        &TestUser::new("rita"),
+        repository,
+        &format!("package={package}"),
+    )
+    .iter()
+    .find(|r| r["revision"] == revision)
+    .and_then(|r| r["name"].as_str())
+    .unwrap_or_else(|| panic!("{repository} lists no {package} v{revision}"))
+    .to_string()
+}
+
+/// M2 — a clone of a registered repository's revision is recorded as
+/// Porch records its own: `porchctl rpkg clone <name>`
+/// (`pkg/cli/commands/rpkg/clone/command.go` lines 156–159) and the
+/// PackageVariant controller (`packagevariant_controller.go` lines 367–378)
+/// send `clone.upstreamRef.upstreamRef.name` = the source revision's object
+/// name and no `type`, and Porch writes the task as given
+/// (`pkg/task/clone.go` `apply` returns it; `git.go` `UpdateDraftResources`
+/// annotates the commit with it). So Porch's deletion guard
+/// (`crcache/cache.go` line 148) sees cadgate's clone and refuses deleting
+/// the cloned revision — in the repository cloned into and in another one —
+/// while cadgate's own discovery (from the Kptfile's `upstreamLock`, which
+/// keeps Porch's Git form, M7) still finds the upstream.
 #[test]
-fn a_clone_commit_carries_porchs_clone_task() {
+fn a_clone_of_a_registered_revision_names_it_as_porch_does_and_porchs_guard_sees_it() {
     let host = start_public();
     let server = &host.server;
     let lab = Lab::new(&host, ROOT, "origin");
     let f = lab.f();
     lab.release(&f, "one", "n: 1\n");
+    let v1 = listed_name(server, "root", &f, 1);
+    assert_eq!(porch_guard(server, &["root", "catalog"], &v1), None);
     let (status, made) = api::post(
         server,
         &TestUser::new("alice"),
@@ -171,21 +232,113 @@ fn a_clone_commit_carries_porchs_clone_task() {
         ),
     );
     assert_eq!(status, 201, "{made}");
-    let lock = &made["upstreamLock"]["git"];
     let repo = server.repo_dir("catalog");
     let draft = server_ref(&repo, "refs/heads/drafts/catalog/web/first").expect("the draft");
-    let expected = format!(
-        r#"kpt:{{"package":"catalog/web","workspaceName":"first","revision":"0","task":{{"type":"clone","clone":{{"upstreamRef":{{"type":"git","git":{{"repo":"{}","ref":"{f}/v1","directory":"{}","secretRef":{{"name":""}}}}}}}}}}}}"#,
-        lock["repo"].as_str().expect("a repo"),
-        lock["directory"]
-            .as_str()
-            .expect("a directory")
-            .trim_start_matches('/'),
-    );
     assert_eq!(
         porch_tasks(&repo, &draft, "catalog/web", "first"),
-        vec![expected]
+        vec![format!(
+            r#"kpt:{{"package":"catalog/web","workspaceName":"first","revision":"0","task":{{"type":"clone","clone":{{"upstreamRef":{{"upstreamRef":{{"name":"{v1}"}}}}}}}}}}"#
+        )]
     );
+    // Porch's guard names the clone as what references v1.
+    assert_eq!(
+        porch_guard(server, &["root", "catalog"], &v1).as_deref(),
+        made["name"].as_str()
+    );
+    // The Kptfile keeps Porch's Git form of the upstream (M7).
+    let lock = &made["upstreamLock"]["git"];
+    assert_eq!(lock["ref"], format!("{f}/v1"));
+    assert_eq!(lock["directory"], f.as_str());
+
+    // Within one repository too, and cadgate's discovery still reads it.
+    let (status, made) = api::post(
+        server,
+        &TestUser::new("alice"),
+        "/api/v1/repositories/root/revisions",
+        &format!(
+            r#"{{"packageName":"{f}-copy","workspaceName":"ws","clone":{{"repository":"root","packageName":"{f}"}}}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    lab.propose("alice", &format!("{f}-copy"), "ws");
+    lab.publish("bob", &format!("{f}-copy"), "ws");
+    lab.release(&f, "two", "n: 2\n");
+    let listed = api::revisions(
+        server,
+        &TestUser::new("alice"),
+        "root",
+        &format!("package={f}-copy&latest=true"),
+    );
+    assert_eq!(
+        listed[0]["upstream"]["packageName"],
+        f.as_str(),
+        "{listed:?}"
+    );
+    assert_eq!(listed[0]["upstream"]["behind"], true, "{listed:?}");
+    // v2 is nobody's upstream yet.
+    let v2 = listed_name(server, "root", &f, 2);
+    assert_eq!(porch_guard(server, &["root", "catalog"], &v2), None);
+}
+
+/// M2 — an upgrade is Porch's `upgrade` task (`api/porch/v1alpha1/types.go`
+/// `PackageUpgradeTaskSpec`, lines 221–243: `oldUpstreamRef`,
+/// `newUpstreamRef`, `localPackageRevisionRef`, `strategy`), as
+/// `porchctl rpkg upgrade` asks for it (`pkg/cli/commands/rpkg/upgrade/command.go`
+/// lines 217–231) and `UpdateDraftResources` writes it on the draft's
+/// commit; `loadTasks` finds it from the draft (it stops only at init or
+/// clone, and no older commit names the new workspace). Porch's guard then
+/// sees the new upstream revision as referenced by the upgrade.
+#[test]
+fn an_upgrade_commit_carries_porchs_upgrade_task_naming_the_three_revisions() {
+    let host = start_public();
+    let server = &host.server;
+    let lab = Lab::new(&host, ROOT, "base");
+    let up = lab.f();
+    lab.release(&up, "one", "n: 1\n");
+    let alice = TestUser::new("alice");
+    let (status, made) = api::post(
+        server,
+        &alice,
+        "/api/v1/repositories/root/revisions",
+        &format!(
+            r#"{{"packageName":"down","workspaceName":"ws","clone":{{"repository":"root","packageName":"{up}"}}}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    lab.propose("alice", "down", "ws");
+    lab.publish("bob", "down", "ws");
+    lab.release(&up, "two", "n: 2\n");
+    let (old, new, local) = (
+        listed_name(server, "root", &up, 1),
+        listed_name(server, "root", &up, 2),
+        listed_name(server, "root", "down", 1),
+    );
+    assert_eq!(porch_guard(server, &["root"], &new), None);
+    let (status, made) = api::post(
+        server,
+        &alice,
+        "/api/v1/repositories/root/revisions",
+        r#"{"packageName":"down","workspaceName":"upgrade","upgrade":{}}"#,
+    );
+    assert_eq!(status, 201, "{made}");
+    let repo = server.repo_dir("root");
+    let draft = server_ref(&repo, "refs/heads/drafts/down/upgrade").expect("the draft");
+    assert_eq!(
+        porch_tasks(&repo, &draft, "down", "upgrade"),
+        vec![format!(
+            r#"kpt:{{"package":"down","workspaceName":"upgrade","revision":"0","task":{{"type":"upgrade","upgrade":{{"oldUpstreamRef":{{"name":"{old}"}},"newUpstreamRef":{{"name":"{new}"}},"localPackageRevisionRef":{{"name":"{local}"}},"strategy":"resource-merge"}}}}}}"#
+        )]
+    );
+    assert_eq!(
+        porch_guard(server, &["root"], &new).as_deref(),
+        made["name"].as_str()
+    );
+    // Published, the revision keeps its tasks (read from the tag).
+    lab.propose("alice", "down", "upgrade");
+    assert_eq!(lab.publish("bob", "down", "upgrade"), 2);
+    let tasks = porch_tasks(&repo, "refs/tags/down/v2", "down", "upgrade");
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert!(tasks[0].contains(r#""type":"upgrade""#), "{tasks:?}");
 }
 
 /// M2 — a copy is Porch's `edit` task (`api/porch/v1alpha1/types.go`

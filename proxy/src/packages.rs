@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use cadgate_config::Role;
+use cadgate_hooks::annotation::Task;
 use cadgate_hooks::clone::{
     check_new_objects, copy_commit, draft_commit, init_commit, package_files, upgrade_commit,
     CloneError, Origin, Upgrade,
@@ -190,7 +191,7 @@ pub async fn create(
             .await?
         }
         (Some(from), None) => {
-            let (origin, scratch) = resolve(state, principal, &headers, from).await?;
+            let (origin, scratch, registered) = resolve(state, principal, &headers, from).await?;
             let source = match (&scratch, source_repository(state, from)) {
                 (Some(scratch), _) => Some(scratch.dir().to_path_buf()),
                 (None, Some(source)) => Some(source.path.clone()),
@@ -210,7 +211,16 @@ pub async fn create(
                     )?,
                     None => package_files(&repo, &origin.commit, &origin.directory)?,
                 };
-                let commit = draft_commit(&repo, &layout, &package, &workspace, files, &origin, &author)?;
+                let commit = draft_commit(
+                    &repo,
+                    &layout,
+                    &package,
+                    &workspace,
+                    files,
+                    &origin,
+                    registered.as_deref(),
+                    &author,
+                )?;
                 check_new_objects(&git, &target.path, &commit, &scratch_root)?;
                 drop(scratch);
                 Ok(commit)
@@ -221,6 +231,7 @@ pub async fn create(
             let plan = plan_upgrade(state, repo, principal, &headers, &package, to).await?;
             let target = repo.clone();
             let upgrading = package.clone();
+            let workspace = ws.clone();
             let git = state.runner.git().to_path_buf();
             let scratch_root = state.config.server.data_dir.join(".scratch");
             let upgraded = blocking(move || {
@@ -232,8 +243,10 @@ pub async fn create(
                 };
                 let base = package_files(&source, &plan.base.commit, &plan.base.directory)?;
                 let new = package_files(&source, &plan.new.commit, &plan.new.directory)?;
-                let upgraded =
-                    upgrade_commit(&repo, &layout, &upgrading, base, new, &plan.new, &author)?;
+                let upgraded = upgrade_commit(
+                    &repo, &layout, &upgrading, &workspace, base, new, &plan.new, plan.task,
+                    &author,
+                )?;
                 if let Upgrade::Draft(commit) = &upgraded {
                     check_new_objects(&git, &target.path, commit, &scratch_root)?;
                 }
@@ -348,6 +361,10 @@ struct UpgradePlan {
     base: Origin,
     /// The one it moves to.
     new: Origin,
+    /// Porch's upgrade task naming the three revisions, when they are
+    /// revisions of registered repositories (Porch upgrades only between
+    /// its own objects).
+    task: Option<Task>,
 }
 
 async fn plan_upgrade(
@@ -387,7 +404,8 @@ async fn plan_upgrade(
         .as_ref()
         .and_then(|l| api::registered_upstream(state, l))
         .map(|(repo, _, _)| repo);
-    let (source, scratch, new) = match registered {
+    let local = api::revision_name(&repo.config.name, package.as_str(), &current.workspace);
+    let (source, scratch, new, task) = match registered {
         Some(source) => {
             let source = api::repository(state, principal, &source.config.name)?.clone();
             let layout = Layout::new(&source.config.branch, &source.config.directory);
@@ -409,7 +427,19 @@ async fn plan_upgrade(
                 reference: format!("{directory}/v{}", chosen.revision),
                 commit: chosen.commit.clone(),
             };
-            (Some(source), None, new)
+            // Porch's upgrade task names the upstream revision the package
+            // is at, the one it moves to and the local one by object name
+            // (`porchctl rpkg upgrade`, upgrade/command.go lines 217–231);
+            // without the old revision (deleted since) there is no name to
+            // write, and so no task.
+            let name = |r: &cadgate_hooks::listing::PackageRevision| {
+                api::revision_name(&source.config.name, r.package.as_str(), &r.workspace)
+            };
+            let task = upstream
+                .iter()
+                .find(|r| at == Some(r.revision))
+                .map(|old| Task::upgrade(&name(old), &name(chosen), &local));
+            (Some(source), None, new, task)
         }
         None => {
             // Everything the Kptfile says is hostile: checked before git runs.
@@ -436,7 +466,7 @@ async fn plan_upgrade(
                 reference: wanted,
                 commit: commits[1].clone(),
             };
-            (None, Some(scratch), new)
+            (None, Some(scratch), new, None)
         }
     };
     if let (Some(at), Some(to_revision)) = (
@@ -456,6 +486,7 @@ async fn plan_upgrade(
         scratch,
         base,
         new,
+        task,
     })
 }
 
@@ -579,13 +610,14 @@ fn source_repository(state: &State, from: &CloneFrom) -> Option<Arc<Repository>>
 }
 
 /// Where the clone comes from, with its commit resolved (and, for a Git
-/// URL, the scratch repository its objects were fetched into).
+/// URL, the scratch repository its objects were fetched into; for a
+/// registered repository, the object name of the cloned revision).
 async fn resolve(
     state: &State,
     principal: &Principal,
     headers: &HeaderMap,
     from: &CloneFrom,
-) -> Result<(Origin, Option<Scratch>), HttpError> {
+) -> Result<(Origin, Option<Scratch>, Option<String>), HttpError> {
     match (&from.repository, &from.git) {
         (Some(source), None) => {
             let package = from
@@ -615,7 +647,8 @@ async fn resolve(
                 reference: format!("{package}/v{}", chosen.revision),
                 commit: chosen.commit.clone(),
             };
-            Ok((origin, None))
+            let name = api::revision_name(source, chosen.package.as_str(), &chosen.workspace);
+            Ok((origin, None, Some(name)))
         }
         (None, Some(git)) => {
             let url = fetch::check_url("clone.git.repo", &git.repo)?;
@@ -631,7 +664,7 @@ async fn resolve(
                 reference: git.reference.clone(),
                 commit: commits[0].clone(),
             };
-            Ok((origin, Some(scratch)))
+            Ok((origin, Some(scratch), None))
         }
         _ => Err(invalid(
             "clone needs either repository (with packageName and optional revision) or git (repo, ref, directory)",
