@@ -462,3 +462,122 @@ fn a_clone_records_the_registered_url_and_discovery_reads_both_forms() {
         assert_eq!(upstream["behind"], true, "{package}: {listed:?}");
     }
 }
+
+/// M4 — deleting a revision whose only tag is hand-made (`F/7`, revision 7
+/// for Porch's `Revision2Int` and for cadgate). Porch proposes a deletion
+/// under a name made from the number, never from the tag:
+/// `deletionProposed/F/v7` (`pkg/externalrepo/git/ref.go`
+/// `createDeletionProposedName`, lines 129–135; pushed by `git.go`
+/// `UpdateLifecycle`, lines 1741–1748), and reads only that name as the
+/// revision's DeletionProposed marker. So cadgate takes that marker for the
+/// tag `F/7`, refuses `deletionProposed/F/7` (Porch would not see it), and
+/// approves the deletion when `refs/tags/F/7` is deleted (with or without
+/// the marker's deletion in the same push, as Porch's delete sends it,
+/// `git.go` lines 609–625). Through the API too.
+#[test]
+fn a_revision_whose_only_tag_is_hand_made_is_deleted_through_the_lifecycle() {
+    let transport = CadgateServer::start("");
+    let server = &transport.server;
+    let lab = Lab::new(&transport, ROOT, "handmade");
+    let f = lab.f();
+    assert_eq!(lab.release(&f, "one", "n: 1\n"), 1);
+    assert_eq!(lab.release(&f, "two", "n: 2\n"), 2);
+    assert_eq!(lab.release(&f, "three", "n: 3\n"), 3);
+    // Revisions 2 and 3 renamed by hand to `F/7` and `F/v08`.
+    let v2 = lab.server_ref(&format!("refs/tags/{f}/v2")).expect("v2");
+    let v3 = lab.server_ref(&format!("refs/tags/{f}/v3")).expect("v3");
+    lab.server_git(&["update-ref", &format!("refs/tags/{f}/7"), &v2]);
+    lab.server_git(&["update-ref", "-d", &format!("refs/tags/{f}/v2")]);
+    lab.server_git(&["update-ref", &format!("refs/tags/{f}/v08"), &v3]);
+    lab.server_git(&["update-ref", "-d", &format!("refs/tags/{f}/v3")]);
+    let rita = TestUser::new("rita");
+    let lifecycles = || -> Vec<(u64, String)> {
+        let mut all: Vec<(u64, String)> =
+            api::revisions(server, &rita, ROOT.repository, &format!("package={f}"))
+                .iter()
+                .filter(|r| r["revision"].as_u64() > Some(0))
+                .map(|r| {
+                    (
+                        r["revision"].as_u64().unwrap_or_default(),
+                        r["lifecycle"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+        all.sort();
+        all
+    };
+    assert_eq!(
+        lifecycles(),
+        vec![
+            (1, "Published".to_string()),
+            (7, "Published".to_string()),
+            (8, "Published".to_string())
+        ]
+    );
+
+    // The tag's own spelling is not Porch's marker.
+    lab.client("alice");
+    lab.refuse(
+        "alice",
+        &[&format!("+{v2}:refs/heads/deletionProposed/{f}/7")],
+        "deletion-proposal-name",
+    );
+    // Porch's is, pointing at the tag's commit.
+    lab.refuse(
+        "alice",
+        &[&format!("+{v3}:refs/heads/deletionProposed/{f}/v7")],
+        "deletion-proposal-at-the-tag",
+    );
+    lab.accept(
+        "alice",
+        &[&format!("+{v2}:refs/heads/deletionProposed/{f}/v7")],
+        &format!("proposed deleting {f} v7"),
+    );
+    assert_eq!(lifecycles()[1], (7, "DeletionProposed".to_string()));
+    // Deleting the tag approves the deletion; the marker goes with it.
+    lab.refuse_role("alice", &[&format!(":refs/tags/{f}/7")], "approver");
+    lab.accept(
+        "bob",
+        &[&format!(":refs/tags/{f}/7")],
+        &format!("deleted {f} v7"),
+    );
+    assert_eq!(lab.server_ref(&format!("refs/tags/{f}/7")), None);
+    assert_eq!(
+        lab.server_ref(&format!("refs/heads/deletionProposed/{f}/v7")),
+        None
+    );
+    assert_eq!(
+        lifecycles(),
+        vec![(1, "Published".to_string()), (8, "Published".to_string())]
+    );
+
+    // The latest, `F/v08`, through the API: the branch falls back to v1.
+    let alice = TestUser::new("alice");
+    let name = listed_name(server, ROOT.repository, &f, 8);
+    let action = |user: &TestUser, action: &str| {
+        api::post(
+            server,
+            user,
+            &format!("/api/v1/repositories/root/revisions/{name}/{action}"),
+            "",
+        )
+    };
+    let (status, body) = action(&alice, "propose-delete");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        lab.server_ref(&format!("refs/heads/deletionProposed/{f}/v8"))
+            .as_deref(),
+        Some(v3.as_str())
+    );
+    let (status, body) = action(&TestUser::new("bob"), "delete");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(lab.server_ref(&format!("refs/tags/{f}/v08")), None);
+    assert_eq!(lifecycles(), vec![(1, "Published".to_string())]);
+    let branch = lab.server_ref("refs/heads/main").expect("main");
+    let v1 = lab.server_ref(&format!("refs/tags/{f}/v1")).expect("v1");
+    assert_eq!(
+        lab.server_git(&["rev-parse", &format!("{branch}:{f}")]),
+        lab.server_git(&["rev-parse", &format!("{v1}:{f}")]),
+        "the branch holds v1 again"
+    );
+}

@@ -563,7 +563,10 @@ pub async fn transition(
         ("reject-delete", DeletionProposed) => vec![(current(deletion.clone()).await?, zero, deletion)],
         ("delete", Draft) => vec![(revision.commit.clone(), zero, draft)],
         ("delete", Proposed) => vec![(revision.commit.clone(), zero, proposed)],
-        ("delete", DeletionProposed) => vec![(current(tag.clone()).await?, zero, tag)],
+        ("delete", DeletionProposed) => {
+            let tag = published_tag(repo, &revision.package, n).await.unwrap_or(tag);
+            vec![(current(tag.clone()).await?, zero, tag)]
+        }
         ("propose", _) => return Err(wrong("Draft")),
         ("reject" | "approve", _) => return Err(wrong("Proposed")),
         ("propose-delete", _) => return Err(wrong("Published")),
@@ -596,6 +599,38 @@ pub async fn transition(
         serde_json::json!({ "items": items, "messages": pushed.messages }).to_string() + "\n";
     let etag = api::digest(&[body.as_bytes()]);
     Ok(api::respond(&HeaderMap::new(), etag, body.into_bytes()))
+}
+
+/// The tag of revision `n` of `package` as it is spelled in the
+/// repository: `F/vN` when there is one, else a hand-made tag Porch reads
+/// as N (`F/7`, `F/v07`; [`cadgate_hooks::refs::parse_revision`]).
+async fn published_tag(
+    repo: &Repository,
+    package: &cadgate_hooks::refs::PackagePath,
+    n: u64,
+) -> Option<String> {
+    let layout = Layout::new(&repo.config.branch, &repo.config.directory);
+    let canonical = layout.tag_ref(package, n);
+    let under = format!("{}{package}/", cadgate_hooks::refs::TAGS);
+    let path = repo.path.clone();
+    let package = package.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut tags: Vec<String> = Repo::open(&path)
+            .and_then(|git| git.refs_under(&[under.as_str()]))
+            .ok()?
+            .into_iter()
+            .map(|r| r.name)
+            .filter(|name| {
+                matches!(layout.classify(name), cadgate_hooks::refs::RefKind::Published { package: p, revision }
+                    if p == package && revision == n)
+            })
+            .collect();
+        tags.sort_by_key(|name| (*name != canonical, name.clone()));
+        tags.into_iter().next()
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 fn layout_package(repo: &Repository, package: &str) -> Option<cadgate_hooks::refs::PackagePath> {

@@ -1,6 +1,8 @@
 //! Judging one ref update: the lifecycle transition it is, and how to carry it out.
 
-use super::deletion::{already_on_branch, approve_deletion};
+use super::deletion::{
+    already_on_branch, approve_deletion, check_marker_name, hand_made_tag_proposal,
+};
 use super::draft::{check_draft, check_new_package};
 use super::inspect::{check_kptfile, Inspected};
 use super::publish::{porch_proposal, publish};
@@ -46,6 +48,9 @@ pub(super) fn judge(
                 );
             }
             return Err(already_on_branch(repo, snapshot, command).unwrap_or(refusal));
+        }
+        Err(refusal) if refusal.rule == "no-such-revision" => {
+            hand_made_tag_proposal(repo, layout, snapshot, command).unwrap_or(Err(refusal))?
         }
         Err(refusal) if refusal.rule == "propose-the-draft-tip" => {
             return porch_proposal(repo, context, snapshot, inspected, command)
@@ -132,6 +137,7 @@ pub(super) fn judge(
             &workspace,
         ),
         Transition::ProposeDeletion { package, revision } => {
+            check_marker_name(layout, command, &package, revision)?;
             let (commit, workspace) = revision_details(repo, &package, revision, &command.new);
             Ok(Plan::new(
                 vec![RefEdit::Create {
