@@ -581,3 +581,81 @@ fn a_revision_whose_only_tag_is_hand_made_is_deleted_through_the_lifecycle() {
         "the branch holds v1 again"
     );
 }
+
+/// M8 — a new workspace's name follows Porch's rule for `workspaceName`,
+/// a DNS-1123 label (`pkg/registry/porch/strategy.go` line 164 and
+/// `pkg/engine/engine.go` line 154, `util.ValidateK8SName` =
+/// `validation.IsDNS1123Label`), with git and through the API, and the
+/// refusal says what a valid name is. A draft whose workspace exists
+/// already under another name (made before the rule, by hand, by another
+/// tool) stays listed and moves through the lifecycle, as Porch lists it
+/// whatever its ref's last segment.
+#[test]
+fn new_workspaces_follow_porchs_rule_and_existing_ones_stay_readable() {
+    let transport = CadgateServer::start("");
+    let server = &transport.server;
+    let lab = Lab::new(&transport, ROOT, "names");
+    let f = lab.f();
+    assert_eq!(lab.release(&f, "one", "n: 1\n"), 1);
+
+    // New drafts: refused with the rule, nothing changed.
+    lab.package_commit("alice", &f, "n: 2\n");
+    for bad in ["Old_WS", "ws.1", "a-"] {
+        let err = lab.refuse(
+            "alice",
+            &[&format!("+HEAD:refs/heads/drafts/{f}/{bad}")],
+            "workspace-name",
+        );
+        assert!(
+            err.contains("DNS-1123 label") && err.contains("lowercase letters, digits and `-`"),
+            "{err}"
+        );
+    }
+    let alice = TestUser::new("alice");
+    let (status, body) = api::post(
+        server,
+        &alice,
+        "/api/v1/repositories/root/revisions",
+        &format!(r#"{{"packageName":"{f}","workspaceName":"Old_WS","copy":{{}}}}"#),
+    );
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("[workspace-name]") && error.contains("DNS-1123 label"),
+        "{body}"
+    );
+    assert!(lab
+        .refs_under(&format!("refs/heads/drafts/{f}/"))
+        .is_empty());
+
+    // A draft that exists already under such a name (made on the server).
+    lab.draft("alice", &f, "tmp", "n: 2\n");
+    let tip = lab
+        .server_ref(&format!("refs/heads/drafts/{f}/tmp"))
+        .expect("tmp");
+    lab.server_git(&["update-ref", &format!("refs/heads/drafts/{f}/Old_WS"), &tip]);
+    lab.server_git(&["update-ref", "-d", &format!("refs/heads/drafts/{f}/tmp")]);
+    let listed = api::revisions(server, &alice, "root", &format!("package={f}"));
+    assert!(
+        listed
+            .iter()
+            .any(|r| r["workspaceName"] == "Old_WS" && r["lifecycle"] == "Draft"),
+        "{listed:?}"
+    );
+    // It is updated, proposed and published like any other.
+    lab.package_commit("alice", &f, "n: 3\n");
+    lab.accept(
+        "alice",
+        &[&format!("+HEAD:refs/heads/drafts/{f}/Old_WS")],
+        &format!("saved draft {f} workspace Old_WS"),
+    );
+    lab.propose("alice", &f, "Old_WS");
+    assert_eq!(lab.publish("bob", &f, "Old_WS"), 2);
+    let listed = api::revisions(server, &alice, "root", &format!("package={f}"));
+    assert!(
+        listed
+            .iter()
+            .any(|r| r["workspaceName"] == "Old_WS" && r["revision"] == 2),
+        "{listed:?}"
+    );
+}

@@ -132,7 +132,7 @@ pub async fn create(
     // The push rules judge names too; checking here first answers 422 with
     // the rule instead of a refused push.
     cadgate_config::names::validate_workspace(&create.workspace_name)
-        .map_err(|m| invalid(format!("workspaceName: {m}")))?;
+        .map_err(|m| invalid(format!("workspaceName: {m} [workspace-name]")))?;
     if create.init.is_some() || create.clone.is_some() {
         cadgate_config::names::validate_new_package_path(layout.package_name(&package))
             .map_err(|m| invalid(format!("packageName: {m}")))?;

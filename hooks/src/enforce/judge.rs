@@ -3,7 +3,7 @@
 use super::deletion::{
     already_on_branch, approve_deletion, check_marker_name, hand_made_tag_proposal,
 };
-use super::draft::{check_draft, check_new_package};
+use super::draft::{check_draft, check_new_package, check_new_workspace};
 use super::inspect::{check_kptfile, Inspected};
 use super::publish::{porch_proposal, publish};
 use super::snapshot::Snapshot;
@@ -65,6 +65,7 @@ pub(super) fn judge(
     match transition {
         Transition::SaveDraft { package, workspace } => {
             if command.is_create() {
+                check_new_workspace(&workspace)?;
                 check_new_package(repo, context, snapshot, &package)?;
             }
             inspected
