@@ -139,13 +139,17 @@ pub fn is_dns_label(name: &str) -> bool {
         && bytes[bytes.len() - 1] != b'-'
 }
 
-/// Check a workspace name: a DNS-1123 label, as Porch requires.
+/// Check the name of a new workspace: a DNS-1123 label, as Porch requires
+/// of `spec.workspaceName` (`pkg/registry/porch/strategy.go` line 164 and
+/// `pkg/engine/engine.go` line 154, both `util.ValidateK8SName`, which is
+/// `validation.IsDNS1123Label`). Workspaces that exist already are read
+/// with [`is_existing_workspace`].
 pub fn validate_workspace(workspace: &str) -> Result<(), String> {
     if is_dns_label(workspace) {
         Ok(())
     } else {
         Err(format!(
-            "workspace {workspace:?} is not valid: a workspace is {DNS_LABEL_RULE}"
+            "workspace {workspace:?} is not valid for a new workspace: a workspace is {DNS_LABEL_RULE} (Porch's rule for workspaceName), e.g. \"ws-1\""
         ))
     }
 }
@@ -168,6 +172,18 @@ pub fn is_existing_package_path(path: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         })
+}
+
+/// Whether `name` is a workspace that may already exist in a lifecycle ref
+/// (`drafts/F/<name>`, `proposed/F/<name>`): one segment of the
+/// [`is_existing_package_path`] rule (`[A-Za-z0-9._-]`, not starting with
+/// `.` or `-`, not ending in `.lock`). Porch lists a draft or proposal
+/// whatever its last segment (`pkg/externalrepo/git/git.go` reads the
+/// workspace from the ref name), so refs made before the rule, by hand or
+/// by other tools stay listed and move through the lifecycle; new
+/// workspaces follow [`validate_workspace`].
+pub fn is_existing_workspace(name: &str) -> bool {
+    !name.contains('/') && is_existing_package_path(name)
 }
 
 /// Check the path of a package being created: every `/`-separated segment

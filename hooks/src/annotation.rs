@@ -27,9 +27,10 @@ pub struct Annotation {
     pub task: Option<Task>,
 }
 
-/// Porch's `v1alpha1.Task` (`api/porch/v1alpha1/types.go`), the parts
-/// cadgate writes, fields in Go's declaration order: `type`, `init`,
-/// `clone`. Other task kinds Porch writes are read back as `type` only.
+/// Porch's `v1alpha1.Task` (`api/porch/v1alpha1/types.go` lines 179–185),
+/// the parts cadgate writes, fields in Go's declaration order: `type`,
+/// `init`, `clone`, `edit`, `upgrade`. Other task kinds Porch writes are
+/// read back as `type` only.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     /// `init`, `clone`, `edit`, `upgrade`, …
@@ -44,7 +45,36 @@ pub struct Task {
     /// `PackageEditTaskSpec` (Porch's copy of a published revision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edit: Option<EditTask>,
+    /// `PackageUpgradeTaskSpec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeTask>,
 }
+
+/// Porch's `PackageUpgradeTaskSpec` (`api/porch/v1alpha1/types.go` lines
+/// 221–243): `oldUpstreamRef`, `newUpstreamRef`, `localPackageRevisionRef`
+/// (`PackageRevisionRef` structs: Go's `omitempty` never leaves a struct
+/// out, so they are always written) and `strategy` (`omitempty`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeTask {
+    /// The upstream revision the local package was at.
+    #[serde(rename = "oldUpstreamRef", default)]
+    pub old_upstream: RevisionRef,
+    /// The upstream revision it moves to.
+    #[serde(rename = "newUpstreamRef", default)]
+    pub new_upstream: RevisionRef,
+    /// The local revision whose changes are kept.
+    #[serde(rename = "localPackageRevisionRef", default)]
+    pub local: RevisionRef,
+    /// `resource-merge`, `fast-forward`, `force-delete-replace`, `copy-merge`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub strategy: String,
+}
+
+/// The strategy of cadgate's upgrade: a three-way merge of the old
+/// upstream, the new upstream and the local package that keeps local
+/// changes, Porch's `resource-merge` (also the default of
+/// `porchctl rpkg upgrade --strategy`).
+pub const RESOURCE_MERGE: &str = "resource-merge";
 
 /// Porch's `PackageEditTaskSpec`: `sourceRef` (pointer, `omitempty`).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,8 +110,10 @@ pub struct CloneTask {
     pub upstream: UpstreamPackage,
 }
 
-/// Porch's `UpstreamPackage`: `type` (`omitempty`), `git` (pointer,
-/// `omitempty`).
+/// Porch's `UpstreamPackage` (`api/porch/v1alpha1/types.go` lines
+/// 264–276): `type` (`omitempty`), `git` (pointer, `omitempty`), `oci`
+/// (never written by cadgate), `upstreamRef` (pointer, `omitempty`: the
+/// Porch object of a registered repository's revision).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamPackage {
     /// `git`.
@@ -90,6 +122,13 @@ pub struct UpstreamPackage {
     /// The Git upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<GitPackage>,
+    /// The revision of a registered repository, by object name.
+    #[serde(
+        rename = "upstreamRef",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upstream_ref: Option<RevisionRef>,
 }
 
 /// Porch's `GitPackage`: `repo`, `ref`, `directory` (no `omitempty`), and
@@ -144,7 +183,51 @@ impl Task {
                         directory: directory.into(),
                         secret_ref: SecretRef::default(),
                     }),
+                    upstream_ref: None,
                 },
+            }),
+            ..Task::default()
+        }
+    }
+
+    /// Porch's clone task from a revision of a registered repository, named
+    /// by its object name: what `porchctl rpkg clone <name>`
+    /// (`pkg/cli/commands/rpkg/clone/command.go` lines 156–159) and the
+    /// PackageVariant controller (`packagevariant_controller.go` lines
+    /// 367–378) ask for — `upstreamRef.upstreamRef.name` only, no `type` —
+    /// and what Porch records unchanged (`pkg/task/clone.go` returns the
+    /// task as given). Porch's deletion guard matches exactly this
+    /// (`pkg/cache/crcache/cache.go` `FindAllUpstreamReferencesInRepositories`,
+    /// line 148).
+    pub fn clone_registered(source: &str) -> Self {
+        Task {
+            kind: "clone".into(),
+            clone: Some(CloneTask {
+                upstream: UpstreamPackage {
+                    upstream_ref: Some(RevisionRef {
+                        name: source.into(),
+                    }),
+                    ..UpstreamPackage::default()
+                },
+            }),
+            ..Task::default()
+        }
+    }
+
+    /// Porch's upgrade task (`porchctl rpkg upgrade`,
+    /// `pkg/cli/commands/rpkg/upgrade/command.go` lines 217–231): from
+    /// upstream revision `old` to `new`, keeping the changes of local
+    /// revision `local`, all by object name, with cadgate's strategy
+    /// [`RESOURCE_MERGE`].
+    pub fn upgrade(old: &str, new: &str, local: &str) -> Self {
+        let named = |name: &str| RevisionRef { name: name.into() };
+        Task {
+            kind: "upgrade".into(),
+            upgrade: Some(UpgradeTask {
+                old_upstream: named(old),
+                new_upstream: named(new),
+                local: named(local),
+                strategy: RESOURCE_MERGE.into(),
             }),
             ..Task::default()
         }
@@ -269,6 +352,30 @@ mod tests {
             draft_task("web", "two", Task::edit("root.web.one")).line(),
             r#"kpt:{"package":"web","workspaceName":"two","revision":"0","task":{"type":"edit","edit":{"sourceRef":{"name":"root.web.one"}}}}"#
         );
+    }
+
+    /// Porch's clone of a registered revision (`UpstreamPackage.upstreamRef`,
+    /// types.go lines 264–276, as `porchctl rpkg clone` and PackageVariant
+    /// send it) and its upgrade task (`PackageUpgradeTaskSpec`, lines
+    /// 221–243: the three refs always written, `strategy` after them).
+    #[test]
+    fn registered_clone_and_upgrade_lines_as_porch_marshals_them() {
+        let clone = draft_task("web", "ws", Task::clone_registered("blueprints.base.v1"));
+        assert_eq!(
+            clone.line(),
+            r#"kpt:{"package":"web","workspaceName":"ws","revision":"0","task":{"type":"clone","clone":{"upstreamRef":{"upstreamRef":{"name":"blueprints.base.v1"}}}}}"#
+        );
+        assert_eq!(Annotation::all_in(&clone.line()), vec![clone.clone()]);
+        let upgrade = draft_task(
+            "web",
+            "up",
+            Task::upgrade("blueprints.base.v1", "blueprints.base.two", "root.web.ws"),
+        );
+        assert_eq!(
+            upgrade.line(),
+            r#"kpt:{"package":"web","workspaceName":"up","revision":"0","task":{"type":"upgrade","upgrade":{"oldUpstreamRef":{"name":"blueprints.base.v1"},"newUpstreamRef":{"name":"blueprints.base.two"},"localPackageRevisionRef":{"name":"root.web.ws"},"strategy":"resource-merge"}}}"#
+        );
+        assert_eq!(Annotation::all_in(&upgrade.line()), vec![upgrade.clone()]);
     }
 
     /// Go's encoding/json escapes HTML characters by default.

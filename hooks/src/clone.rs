@@ -211,7 +211,11 @@ pub fn cloned_kptfile(
 
 /// Write the clone's draft commit: the registered branch's tip with
 /// `package` added from `files` (its Kptfile rewritten for `origin`).
+/// `registered` is the object name of the cloned revision when it is a
+/// revision of a registered repository (the task line then names it, as
+/// Porch's clone of a registered upstream does); `None` for a Git URL.
 /// Nothing refers to it yet; pushing it to `drafts/F/ws` is the caller's.
+#[allow(clippy::too_many_arguments)]
 pub fn draft_commit(
     target: &Repo,
     layout: &Layout,
@@ -219,6 +223,7 @@ pub fn draft_commit(
     workspace: &str,
     files: Vec<(String, Vec<u8>)>,
     origin: &Origin,
+    registered: Option<&str>,
     author: &Signature,
 ) -> Result<String, CloneError> {
     let tip = new_package_base(target, layout, package)?;
@@ -234,12 +239,13 @@ pub fn draft_commit(
     }
     let tree = target.tree_with_files(Some(&tip), &written)?;
     // Porch's clone task line (see `crate::annotation`), so Porch lists the
-    // draft's `spec.tasks` and stops its history walk here.
-    let task = draft_task(
-        package.as_str(),
-        workspace,
-        Task::clone_git(&origin.repo, &origin.reference, &origin.directory),
-    );
+    // draft's `spec.tasks` and stops its history walk here; a registered
+    // upstream by its object name, so Porch's deletion guard sees the clone.
+    let task = match registered {
+        Some(source) => Task::clone_registered(source),
+        None => Task::clone_git(&origin.repo, &origin.reference, &origin.directory),
+    };
+    let task = draft_task(package.as_str(), workspace, task);
     let message = format!(
         "Clone {package} from {}@{}\n\nUpstream: {} {}\n\n{}\n",
         origin.directory,
@@ -265,14 +271,20 @@ pub enum Upgrade {
 /// of the new one, which `origin` names) by a three-way merge that keeps
 /// the local changes. A clean merge becomes a draft commit on top of the
 /// branch, its Kptfile pointing at `origin`; any conflict writes nothing
-/// and is returned.
+/// and is returned. `task` is Porch's upgrade task for the draft's
+/// workspace `workspace` ([`Task::upgrade`]), when the revisions it names
+/// have object names (a registered upstream); the commit then carries its
+/// line, as Porch's `UpdateDraftResources` writes it.
+#[allow(clippy::too_many_arguments)]
 pub fn upgrade_commit(
     target: &Repo,
     layout: &Layout,
     package: &PackagePath,
+    workspace: &str,
     base: Vec<(String, Vec<u8>)>,
     upstream: Vec<(String, Vec<u8>)>,
     origin: &Origin,
+    task: Option<Task>,
     author: &Signature,
 ) -> Result<Upgrade, CloneError> {
     let branch = layout.branch_ref();
@@ -300,10 +312,16 @@ pub fn upgrade_commit(
         files.push((path, data));
     }
     let tree = target.tree_with_directory(&tip, package.as_str(), &files)?;
-    let message = format!(
+    let mut message = format!(
         "Upgrade {package} to {}@{}\n\nUpstream: {} {}\n",
         origin.directory, origin.reference, origin.repo, origin.commit
     );
+    if let Some(task) = task {
+        message.push_str(&format!(
+            "\n{}\n",
+            draft_task(package.as_str(), workspace, task).line()
+        ));
+    }
     Ok(Upgrade::Draft(target.commit_tree(
         &tree,
         &[&tip],

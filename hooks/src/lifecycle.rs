@@ -486,7 +486,7 @@ mod tests {
             "refs/heads/feature",
             "refs/tags/v1.2.3",
             "refs/heads/drafts/../x/ws",
-            "refs/heads/drafts/pkg/UPPER",
+            "refs/heads/drafts/pkg/-upper",
         ] {
             assert_eq!(
                 rule(classify(cmd(ZERO_OID, A, foreign))),
@@ -494,6 +494,12 @@ mod tests {
                 "{foreign}"
             );
         }
+        // A workspace that may exist already is read; the judge refuses it
+        // as a new one (`workspace-name`).
+        assert!(matches!(
+            classify(cmd(ZERO_OID, A, "refs/heads/drafts/pkg/UPPER")),
+            Ok(Transition::SaveDraft { workspace, .. }) if workspace == "UPPER"
+        ));
     }
 
     #[test]

@@ -247,11 +247,12 @@ pub fn tag_revision(tag: &str, package: &str) -> Option<u64> {
         .and_then(parse_revision)
 }
 
-/// A workspace is an RFC 1123 label: lowercase alphanumerics and `-`, at most
-/// 63 characters, starting and ending with an alphanumeric
-/// ([`cadgate_config::names::is_dns_label`]).
+/// A workspace as the layout reads it from refs: see
+/// [`cadgate_config::names::is_existing_workspace`] (one segment, no
+/// leading `.` or `-`). New workspaces follow the stricter
+/// [`cadgate_config::names::validate_workspace`] (an RFC 1123 label).
 pub fn is_workspace(name: &str) -> bool {
-    cadgate_config::names::is_dns_label(name)
+    cadgate_config::names::is_existing_workspace(name)
 }
 
 /// A package path as the layout reads it from refs: see
@@ -321,7 +322,8 @@ mod tests {
             "refs/tags/pkg/v99999999999999999999",
             "refs/heads/feature",
             "refs/heads/drafts/nows",
-            "refs/heads/drafts/pkg/Upper",
+            "refs/heads/drafts/pkg/-upper",
+            "refs/heads/drafts/pkg/x.lock",
             "refs/heads/drafts/../x/ws",
             "refs/heads/drafts/.hidden/ws",
             "refs/heads/drafts//ws",
@@ -413,13 +415,32 @@ mod tests {
     }
 
     #[test]
-    fn workspaces_are_rfc1123_labels() {
-        assert!(is_workspace("v1"));
-        assert!(is_workspace("my-ws-2"));
-        assert!(!is_workspace(""));
-        assert!(!is_workspace("-a"));
-        assert!(!is_workspace("a-"));
-        assert!(!is_workspace("A"));
-        assert!(!is_workspace(&"a".repeat(64)));
+    fn existing_workspaces_are_read_loosely() {
+        for ok in [
+            "v1",
+            "my-ws-2",
+            "A",
+            "Old_WS",
+            "a-",
+            "v1.0",
+            &"a".repeat(64),
+        ] {
+            assert!(is_workspace(ok), "{ok}");
+        }
+        for bad in ["", "-a", ".a", "a.lock", "a b", "a~1"] {
+            assert!(!is_workspace(bad), "{bad}");
+        }
+        let layout = Layout::new("main", "");
+        assert_eq!(
+            layout.classify("refs/heads/drafts/web/Old_WS"),
+            RefKind::Draft {
+                package: pkg("web"),
+                workspace: "Old_WS".into()
+            }
+        );
+        assert_eq!(
+            layout.classify("refs/heads/drafts/web/-x"),
+            RefKind::Foreign
+        );
     }
 }

@@ -248,7 +248,7 @@ fn refusals_name_their_rule_and_change_nothing() {
         ("HEAD:refs/heads/main", "direct-push-to-branch"),
         ("HEAD:refs/heads/feature", "unknown-namespace"),
         ("HEAD:refs/tags/a/v1", "tag-is-made-by-publishing"),
-        ("HEAD:refs/heads/drafts/a/Bad_WS", "unknown-namespace"),
+        ("HEAD:refs/heads/drafts/a/Bad_WS", "workspace-name"),
     ];
     for (refspec, rule) in cases {
         let (ok, err) = f.push(&[refspec], "carol:admin");

@@ -590,9 +590,10 @@ fn draft_refusals(lab: &Lab) {
     // No history shared with the branch.
     lab.commit("alice", None, &[(kpt.clone(), Some(kptfile(&f)))]);
     lab.refuse("alice", &[&to("orphan")], "draft-based-on-branch");
-    // Workspace names are RFC 1123 labels; other names are outside the layout.
+    // New workspace names are RFC 1123 labels (Porch's rule); names no
+    // workspace can have are outside the layout.
     lab.package_commit("alice", &f, "a: 1\n");
-    lab.refuse("alice", &[&to("Upper")], "unknown-namespace");
+    lab.refuse("alice", &[&to("Upper")], "workspace-name");
     lab.refuse("alice", &[&to("-dash")], "unknown-namespace");
     if !lab.layout.directory.is_empty() {
         // A package outside the repository's directory.

@@ -225,6 +225,19 @@ fn a_clone_from_a_git_url_fetches_the_ref_and_keeps_credentials_out() {
         server_git(&repo, &["show", &format!("{tip}:fromurl/data.yaml")]),
         "n: remote"
     );
+    // Issue 13 M2: a Git URL is no Porch object, so the task line is
+    // Porch's Git form of the clone (`UpstreamPackage{type: git, git:
+    // GitPackage{repo, ref, directory, secretRef}}`, api/porch/v1alpha1/
+    // types.go lines 264–300), the URL without credentials.
+    let message = server_git(&repo, &["log", "-1", "--format=%B", &tip]);
+    let expected = format!(
+        r#"kpt:{{"package":"fromurl","workspaceName":"ws","revision":"0","task":{{"type":"clone","clone":{{"upstreamRef":{{"type":"git","git":{{"repo":"{}","ref":"{f}/v1","directory":"{f}","secretRef":{{"name":""}}}}}}}}}}}}"#,
+        lock["repo"].as_str().expect("a repo")
+    );
+    assert!(
+        message.lines().any(|l| l == expected),
+        "{expected}\nis not a line of\n{message}"
+    );
 }
 
 #[test]

@@ -151,17 +151,78 @@ fn start_public() -> CadgateServer {
     }
 }
 
-/// M2 — the clone task as Porch marshals a Git upstream
-/// (`api/porch/v1alpha1/types.go` `PackageCloneTaskSpec.upstreamRef`,
-/// `UpstreamPackage{type, git}`, `GitPackage{repo, ref, directory,
-/// secretRef}`; `secretRef` is a struct, so Go writes `{"name":""}`).
+/// Porch's deletion guard, `pkg/cache/crcache/cache.go`
+/// `FindAllUpstreamReferencesInRepositories` (lines 127–163; the database
+/// cache's `findUpstreamRefsFromDB` matches the same two fields): the first
+/// revision (not a placeholder) of the listed `repositories` whose tasks
+/// (read as `loadTasks` does, [`porch_tasks`]) hold a `clone` whose
+/// `upstreamRef.upstreamRef.name` is `name`, or an `upgrade` whose
+/// `newUpstreamRef.name` is. Porch refuses deleting `name` while one does
+/// (`pkg/registry/porch/packagerevision.go` `checkIfUpstreamIsReferenced`).
+fn porch_guard(server: &Server, repositories: &[&str], name: &str) -> Option<String> {
+    let rita = TestUser::new("rita");
+    for repository in repositories {
+        for r in api::revisions(server, &rita, repository, "") {
+            let (package, ws) = (
+                r["packageName"].as_str().unwrap_or_default(),
+                r["workspaceName"].as_str().unwrap_or_default(),
+            );
+            let commit = r["commit"].as_str().unwrap_or_default();
+            let repo = server.repo_dir(repository);
+            for line in porch_tasks(&repo, commit, package, ws) {
+                let a: serde_json::Value =
+                    serde_json::from_str(line.trim_start_matches("kpt:")).expect("json");
+                let task = &a["task"];
+                let named = match task["type"].as_str() {
+                    Some("clone") => &task["clone"]["upstreamRef"]["upstreamRef"]["name"],
+                    Some("upgrade") => &task["upgrade"]["newUpstreamRef"]["name"],
+                    _ => continue,
+                };
+                if named == name {
+                    return r["name"].as_str().map(str::to_string);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The object name the API lists for revision `revision` of `package`.
+fn listed_name(server: &Server, repository: &str, package: &str, revision: u64) -> String {
+    api::revisions(
+        server,
+        &TestUser::new("rita"),
+        repository,
+        &format!("package={package}"),
+    )
+    .iter()
+    .find(|r| r["revision"] == revision)
+    .and_then(|r| r["name"].as_str())
+    .unwrap_or_else(|| panic!("{repository} lists no {package} v{revision}"))
+    .to_string()
+}
+
+/// M2 — a clone of a registered repository's revision is recorded as
+/// Porch records its own: `porchctl rpkg clone <name>`
+/// (`pkg/cli/commands/rpkg/clone/command.go` lines 156–159) and the
+/// PackageVariant controller (`packagevariant_controller.go` lines 367–378)
+/// send `clone.upstreamRef.upstreamRef.name` = the source revision's object
+/// name and no `type`, and Porch writes the task as given
+/// (`pkg/task/clone.go` `apply` returns it; `git.go` `UpdateDraftResources`
+/// annotates the commit with it). So Porch's deletion guard
+/// (`crcache/cache.go` line 148) sees cadgate's clone and refuses deleting
+/// the cloned revision — in the repository cloned into and in another one —
+/// while cadgate's own discovery (from the Kptfile's `upstreamLock`, which
+/// keeps Porch's Git form, M7) still finds the upstream.
 #[test]
-fn a_clone_commit_carries_porchs_clone_task() {
+fn a_clone_of_a_registered_revision_names_it_as_porch_does_and_porchs_guard_sees_it() {
     let host = start_public();
     let server = &host.server;
     let lab = Lab::new(&host, ROOT, "origin");
     let f = lab.f();
     lab.release(&f, "one", "n: 1\n");
+    let v1 = listed_name(server, "root", &f, 1);
+    assert_eq!(porch_guard(server, &["root", "catalog"], &v1), None);
     let (status, made) = api::post(
         server,
         &TestUser::new("alice"),
@@ -171,21 +232,113 @@ fn a_clone_commit_carries_porchs_clone_task() {
         ),
     );
     assert_eq!(status, 201, "{made}");
-    let lock = &made["upstreamLock"]["git"];
     let repo = server.repo_dir("catalog");
     let draft = server_ref(&repo, "refs/heads/drafts/catalog/web/first").expect("the draft");
-    let expected = format!(
-        r#"kpt:{{"package":"catalog/web","workspaceName":"first","revision":"0","task":{{"type":"clone","clone":{{"upstreamRef":{{"type":"git","git":{{"repo":"{}","ref":"{f}/v1","directory":"{}","secretRef":{{"name":""}}}}}}}}}}}}"#,
-        lock["repo"].as_str().expect("a repo"),
-        lock["directory"]
-            .as_str()
-            .expect("a directory")
-            .trim_start_matches('/'),
-    );
     assert_eq!(
         porch_tasks(&repo, &draft, "catalog/web", "first"),
-        vec![expected]
+        vec![format!(
+            r#"kpt:{{"package":"catalog/web","workspaceName":"first","revision":"0","task":{{"type":"clone","clone":{{"upstreamRef":{{"upstreamRef":{{"name":"{v1}"}}}}}}}}}}"#
+        )]
     );
+    // Porch's guard names the clone as what references v1.
+    assert_eq!(
+        porch_guard(server, &["root", "catalog"], &v1).as_deref(),
+        made["name"].as_str()
+    );
+    // The Kptfile keeps Porch's Git form of the upstream (M7).
+    let lock = &made["upstreamLock"]["git"];
+    assert_eq!(lock["ref"], format!("{f}/v1"));
+    assert_eq!(lock["directory"], f.as_str());
+
+    // Within one repository too, and cadgate's discovery still reads it.
+    let (status, made) = api::post(
+        server,
+        &TestUser::new("alice"),
+        "/api/v1/repositories/root/revisions",
+        &format!(
+            r#"{{"packageName":"{f}-copy","workspaceName":"ws","clone":{{"repository":"root","packageName":"{f}"}}}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    lab.propose("alice", &format!("{f}-copy"), "ws");
+    lab.publish("bob", &format!("{f}-copy"), "ws");
+    lab.release(&f, "two", "n: 2\n");
+    let listed = api::revisions(
+        server,
+        &TestUser::new("alice"),
+        "root",
+        &format!("package={f}-copy&latest=true"),
+    );
+    assert_eq!(
+        listed[0]["upstream"]["packageName"],
+        f.as_str(),
+        "{listed:?}"
+    );
+    assert_eq!(listed[0]["upstream"]["behind"], true, "{listed:?}");
+    // v2 is nobody's upstream yet.
+    let v2 = listed_name(server, "root", &f, 2);
+    assert_eq!(porch_guard(server, &["root", "catalog"], &v2), None);
+}
+
+/// M2 — an upgrade is Porch's `upgrade` task (`api/porch/v1alpha1/types.go`
+/// `PackageUpgradeTaskSpec`, lines 221–243: `oldUpstreamRef`,
+/// `newUpstreamRef`, `localPackageRevisionRef`, `strategy`), as
+/// `porchctl rpkg upgrade` asks for it (`pkg/cli/commands/rpkg/upgrade/command.go`
+/// lines 217–231) and `UpdateDraftResources` writes it on the draft's
+/// commit; `loadTasks` finds it from the draft (it stops only at init or
+/// clone, and no older commit names the new workspace). Porch's guard then
+/// sees the new upstream revision as referenced by the upgrade.
+#[test]
+fn an_upgrade_commit_carries_porchs_upgrade_task_naming_the_three_revisions() {
+    let host = start_public();
+    let server = &host.server;
+    let lab = Lab::new(&host, ROOT, "base");
+    let up = lab.f();
+    lab.release(&up, "one", "n: 1\n");
+    let alice = TestUser::new("alice");
+    let (status, made) = api::post(
+        server,
+        &alice,
+        "/api/v1/repositories/root/revisions",
+        &format!(
+            r#"{{"packageName":"down","workspaceName":"ws","clone":{{"repository":"root","packageName":"{up}"}}}}"#
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    lab.propose("alice", "down", "ws");
+    lab.publish("bob", "down", "ws");
+    lab.release(&up, "two", "n: 2\n");
+    let (old, new, local) = (
+        listed_name(server, "root", &up, 1),
+        listed_name(server, "root", &up, 2),
+        listed_name(server, "root", "down", 1),
+    );
+    assert_eq!(porch_guard(server, &["root"], &new), None);
+    let (status, made) = api::post(
+        server,
+        &alice,
+        "/api/v1/repositories/root/revisions",
+        r#"{"packageName":"down","workspaceName":"upgrade","upgrade":{}}"#,
+    );
+    assert_eq!(status, 201, "{made}");
+    let repo = server.repo_dir("root");
+    let draft = server_ref(&repo, "refs/heads/drafts/down/upgrade").expect("the draft");
+    assert_eq!(
+        porch_tasks(&repo, &draft, "down", "upgrade"),
+        vec![format!(
+            r#"kpt:{{"package":"down","workspaceName":"upgrade","revision":"0","task":{{"type":"upgrade","upgrade":{{"oldUpstreamRef":{{"name":"{old}"}},"newUpstreamRef":{{"name":"{new}"}},"localPackageRevisionRef":{{"name":"{local}"}},"strategy":"resource-merge"}}}}}}"#
+        )]
+    );
+    assert_eq!(
+        porch_guard(server, &["root"], &new).as_deref(),
+        made["name"].as_str()
+    );
+    // Published, the revision keeps its tasks (read from the tag).
+    lab.propose("alice", "down", "upgrade");
+    assert_eq!(lab.publish("bob", "down", "upgrade"), 2);
+    let tasks = porch_tasks(&repo, "refs/tags/down/v2", "down", "upgrade");
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert!(tasks[0].contains(r#""type":"upgrade""#), "{tasks:?}");
 }
 
 /// M2 — a copy is Porch's `edit` task (`api/porch/v1alpha1/types.go`
@@ -308,6 +461,203 @@ fn a_clone_records_the_registered_url_and_discovery_reads_both_forms() {
         assert_eq!(upstream["packageName"], up.as_str(), "{package}");
         assert_eq!(upstream["behind"], true, "{package}: {listed:?}");
     }
+}
+
+/// M4 — deleting a revision whose only tag is hand-made (`F/7`, revision 7
+/// for Porch's `Revision2Int` and for cadgate). Porch proposes a deletion
+/// under a name made from the number, never from the tag:
+/// `deletionProposed/F/v7` (`pkg/externalrepo/git/ref.go`
+/// `createDeletionProposedName`, lines 129–135; pushed by `git.go`
+/// `UpdateLifecycle`, lines 1741–1748), and reads only that name as the
+/// revision's DeletionProposed marker. So cadgate takes that marker for the
+/// tag `F/7`, refuses `deletionProposed/F/7` (Porch would not see it), and
+/// approves the deletion when `refs/tags/F/7` is deleted (with or without
+/// the marker's deletion in the same push, as Porch's delete sends it,
+/// `git.go` lines 609–625). Through the API too.
+#[test]
+fn a_revision_whose_only_tag_is_hand_made_is_deleted_through_the_lifecycle() {
+    let transport = CadgateServer::start("");
+    let server = &transport.server;
+    let lab = Lab::new(&transport, ROOT, "handmade");
+    let f = lab.f();
+    assert_eq!(lab.release(&f, "one", "n: 1\n"), 1);
+    assert_eq!(lab.release(&f, "two", "n: 2\n"), 2);
+    assert_eq!(lab.release(&f, "three", "n: 3\n"), 3);
+    // Revisions 2 and 3 renamed by hand to `F/7` and `F/v08`.
+    let v2 = lab.server_ref(&format!("refs/tags/{f}/v2")).expect("v2");
+    let v3 = lab.server_ref(&format!("refs/tags/{f}/v3")).expect("v3");
+    lab.server_git(&["update-ref", &format!("refs/tags/{f}/7"), &v2]);
+    lab.server_git(&["update-ref", "-d", &format!("refs/tags/{f}/v2")]);
+    lab.server_git(&["update-ref", &format!("refs/tags/{f}/v08"), &v3]);
+    lab.server_git(&["update-ref", "-d", &format!("refs/tags/{f}/v3")]);
+    let rita = TestUser::new("rita");
+    let lifecycles = || -> Vec<(u64, String)> {
+        let mut all: Vec<(u64, String)> =
+            api::revisions(server, &rita, ROOT.repository, &format!("package={f}"))
+                .iter()
+                .filter(|r| r["revision"].as_u64() > Some(0))
+                .map(|r| {
+                    (
+                        r["revision"].as_u64().unwrap_or_default(),
+                        r["lifecycle"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+        all.sort();
+        all
+    };
+    assert_eq!(
+        lifecycles(),
+        vec![
+            (1, "Published".to_string()),
+            (7, "Published".to_string()),
+            (8, "Published".to_string())
+        ]
+    );
+
+    // The tag's own spelling is not Porch's marker.
+    lab.client("alice");
+    lab.refuse(
+        "alice",
+        &[&format!("+{v2}:refs/heads/deletionProposed/{f}/7")],
+        "deletion-proposal-name",
+    );
+    // Porch's is, pointing at the tag's commit.
+    lab.refuse(
+        "alice",
+        &[&format!("+{v3}:refs/heads/deletionProposed/{f}/v7")],
+        "deletion-proposal-at-the-tag",
+    );
+    lab.accept(
+        "alice",
+        &[&format!("+{v2}:refs/heads/deletionProposed/{f}/v7")],
+        &format!("proposed deleting {f} v7"),
+    );
+    assert_eq!(lifecycles()[1], (7, "DeletionProposed".to_string()));
+    // Deleting the tag approves the deletion; the marker goes with it.
+    lab.refuse_role("alice", &[&format!(":refs/tags/{f}/7")], "approver");
+    lab.accept(
+        "bob",
+        &[&format!(":refs/tags/{f}/7")],
+        &format!("deleted {f} v7"),
+    );
+    assert_eq!(lab.server_ref(&format!("refs/tags/{f}/7")), None);
+    assert_eq!(
+        lab.server_ref(&format!("refs/heads/deletionProposed/{f}/v7")),
+        None
+    );
+    assert_eq!(
+        lifecycles(),
+        vec![(1, "Published".to_string()), (8, "Published".to_string())]
+    );
+
+    // The latest, `F/v08`, through the API: the branch falls back to v1.
+    let alice = TestUser::new("alice");
+    let name = listed_name(server, ROOT.repository, &f, 8);
+    let action = |user: &TestUser, action: &str| {
+        api::post(
+            server,
+            user,
+            &format!("/api/v1/repositories/root/revisions/{name}/{action}"),
+            "",
+        )
+    };
+    let (status, body) = action(&alice, "propose-delete");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        lab.server_ref(&format!("refs/heads/deletionProposed/{f}/v8"))
+            .as_deref(),
+        Some(v3.as_str())
+    );
+    let (status, body) = action(&TestUser::new("bob"), "delete");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(lab.server_ref(&format!("refs/tags/{f}/v08")), None);
+    assert_eq!(lifecycles(), vec![(1, "Published".to_string())]);
+    let branch = lab.server_ref("refs/heads/main").expect("main");
+    let v1 = lab.server_ref(&format!("refs/tags/{f}/v1")).expect("v1");
+    assert_eq!(
+        lab.server_git(&["rev-parse", &format!("{branch}:{f}")]),
+        lab.server_git(&["rev-parse", &format!("{v1}:{f}")]),
+        "the branch holds v1 again"
+    );
+}
+
+/// M8 — a new workspace's name follows Porch's rule for `workspaceName`,
+/// a DNS-1123 label (`pkg/registry/porch/strategy.go` line 164 and
+/// `pkg/engine/engine.go` line 154, `util.ValidateK8SName` =
+/// `validation.IsDNS1123Label`), with git and through the API, and the
+/// refusal says what a valid name is. A draft whose workspace exists
+/// already under another name (made before the rule, by hand, by another
+/// tool) stays listed and moves through the lifecycle, as Porch lists it
+/// whatever its ref's last segment.
+#[test]
+fn new_workspaces_follow_porchs_rule_and_existing_ones_stay_readable() {
+    let transport = CadgateServer::start("");
+    let server = &transport.server;
+    let lab = Lab::new(&transport, ROOT, "names");
+    let f = lab.f();
+    assert_eq!(lab.release(&f, "one", "n: 1\n"), 1);
+
+    // New drafts: refused with the rule, nothing changed.
+    lab.package_commit("alice", &f, "n: 2\n");
+    for bad in ["Old_WS", "ws.1", "a-"] {
+        let err = lab.refuse(
+            "alice",
+            &[&format!("+HEAD:refs/heads/drafts/{f}/{bad}")],
+            "workspace-name",
+        );
+        assert!(
+            err.contains("DNS-1123 label") && err.contains("lowercase letters, digits and `-`"),
+            "{err}"
+        );
+    }
+    let alice = TestUser::new("alice");
+    let (status, body) = api::post(
+        server,
+        &alice,
+        "/api/v1/repositories/root/revisions",
+        &format!(r#"{{"packageName":"{f}","workspaceName":"Old_WS","copy":{{}}}}"#),
+    );
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("[workspace-name]") && error.contains("DNS-1123 label"),
+        "{body}"
+    );
+    assert!(lab
+        .refs_under(&format!("refs/heads/drafts/{f}/"))
+        .is_empty());
+
+    // A draft that exists already under such a name (made on the server).
+    lab.draft("alice", &f, "tmp", "n: 2\n");
+    let tip = lab
+        .server_ref(&format!("refs/heads/drafts/{f}/tmp"))
+        .expect("tmp");
+    lab.server_git(&["update-ref", &format!("refs/heads/drafts/{f}/Old_WS"), &tip]);
+    lab.server_git(&["update-ref", "-d", &format!("refs/heads/drafts/{f}/tmp")]);
+    let listed = api::revisions(server, &alice, "root", &format!("package={f}"));
+    assert!(
+        listed
+            .iter()
+            .any(|r| r["workspaceName"] == "Old_WS" && r["lifecycle"] == "Draft"),
+        "{listed:?}"
+    );
+    // It is updated, proposed and published like any other.
+    lab.package_commit("alice", &f, "n: 3\n");
+    lab.accept(
+        "alice",
+        &[&format!("+HEAD:refs/heads/drafts/{f}/Old_WS")],
+        &format!("saved draft {f} workspace Old_WS"),
+    );
+    lab.propose("alice", &f, "Old_WS");
+    assert_eq!(lab.publish("bob", &f, "Old_WS"), 2);
+    let listed = api::revisions(server, &alice, "root", &format!("package={f}"));
+    assert!(
+        listed
+            .iter()
+            .any(|r| r["workspaceName"] == "Old_WS" && r["revision"] == 2),
+        "{listed:?}"
+    );
 }
 
 #[path = "porch_metadata/reading.rs"]

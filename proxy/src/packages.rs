@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use cadgate_config::Role;
+use cadgate_hooks::annotation::Task;
 use cadgate_hooks::clone::{
     check_new_objects, copy_commit, draft_commit, init_commit, package_files, upgrade_commit,
     CloneError, Origin, Upgrade,
@@ -131,7 +132,7 @@ pub async fn create(
     // The push rules judge names too; checking here first answers 422 with
     // the rule instead of a refused push.
     cadgate_config::names::validate_workspace(&create.workspace_name)
-        .map_err(|m| invalid(format!("workspaceName: {m}")))?;
+        .map_err(|m| invalid(format!("workspaceName: {m} [workspace-name]")))?;
     if create.init.is_some() || create.clone.is_some() {
         cadgate_config::names::validate_new_package_path(layout.package_name(&package))
             .map_err(|m| invalid(format!("packageName: {m}")))?;
@@ -190,7 +191,7 @@ pub async fn create(
             .await?
         }
         (Some(from), None) => {
-            let (origin, scratch) = resolve(state, principal, &headers, from).await?;
+            let (origin, scratch, registered) = resolve(state, principal, &headers, from).await?;
             let source = match (&scratch, source_repository(state, from)) {
                 (Some(scratch), _) => Some(scratch.dir().to_path_buf()),
                 (None, Some(source)) => Some(source.path.clone()),
@@ -210,7 +211,16 @@ pub async fn create(
                     )?,
                     None => package_files(&repo, &origin.commit, &origin.directory)?,
                 };
-                let commit = draft_commit(&repo, &layout, &package, &workspace, files, &origin, &author)?;
+                let commit = draft_commit(
+                    &repo,
+                    &layout,
+                    &package,
+                    &workspace,
+                    files,
+                    &origin,
+                    registered.as_deref(),
+                    &author,
+                )?;
                 check_new_objects(&git, &target.path, &commit, &scratch_root)?;
                 drop(scratch);
                 Ok(commit)
@@ -221,6 +231,7 @@ pub async fn create(
             let plan = plan_upgrade(state, repo, principal, &headers, &package, to).await?;
             let target = repo.clone();
             let upgrading = package.clone();
+            let workspace = ws.clone();
             let git = state.runner.git().to_path_buf();
             let scratch_root = state.config.server.data_dir.join(".scratch");
             let upgraded = blocking(move || {
@@ -232,8 +243,10 @@ pub async fn create(
                 };
                 let base = package_files(&source, &plan.base.commit, &plan.base.directory)?;
                 let new = package_files(&source, &plan.new.commit, &plan.new.directory)?;
-                let upgraded =
-                    upgrade_commit(&repo, &layout, &upgrading, base, new, &plan.new, &author)?;
+                let upgraded = upgrade_commit(
+                    &repo, &layout, &upgrading, &workspace, base, new, &plan.new, plan.task,
+                    &author,
+                )?;
                 if let Upgrade::Draft(commit) = &upgraded {
                     check_new_objects(&git, &target.path, commit, &scratch_root)?;
                 }
@@ -348,6 +361,10 @@ struct UpgradePlan {
     base: Origin,
     /// The one it moves to.
     new: Origin,
+    /// Porch's upgrade task naming the three revisions, when they are
+    /// revisions of registered repositories (Porch upgrades only between
+    /// its own objects).
+    task: Option<Task>,
 }
 
 async fn plan_upgrade(
@@ -387,7 +404,8 @@ async fn plan_upgrade(
         .as_ref()
         .and_then(|l| api::registered_upstream(state, l))
         .map(|(repo, _, _)| repo);
-    let (source, scratch, new) = match registered {
+    let local = api::revision_name(&repo.config.name, package.as_str(), &current.workspace);
+    let (source, scratch, new, task) = match registered {
         Some(source) => {
             let source = api::repository(state, principal, &source.config.name)?.clone();
             let layout = Layout::new(&source.config.branch, &source.config.directory);
@@ -409,7 +427,19 @@ async fn plan_upgrade(
                 reference: format!("{directory}/v{}", chosen.revision),
                 commit: chosen.commit.clone(),
             };
-            (Some(source), None, new)
+            // Porch's upgrade task names the upstream revision the package
+            // is at, the one it moves to and the local one by object name
+            // (`porchctl rpkg upgrade`, upgrade/command.go lines 217–231);
+            // without the old revision (deleted since) there is no name to
+            // write, and so no task.
+            let name = |r: &cadgate_hooks::listing::PackageRevision| {
+                api::revision_name(&source.config.name, r.package.as_str(), &r.workspace)
+            };
+            let task = upstream
+                .iter()
+                .find(|r| at == Some(r.revision))
+                .map(|old| Task::upgrade(&name(old), &name(chosen), &local));
+            (Some(source), None, new, task)
         }
         None => {
             // Everything the Kptfile says is hostile: checked before git runs.
@@ -436,7 +466,7 @@ async fn plan_upgrade(
                 reference: wanted,
                 commit: commits[1].clone(),
             };
-            (None, Some(scratch), new)
+            (None, Some(scratch), new, None)
         }
     };
     if let (Some(at), Some(to_revision)) = (
@@ -456,6 +486,7 @@ async fn plan_upgrade(
         scratch,
         base,
         new,
+        task,
     })
 }
 
@@ -532,7 +563,10 @@ pub async fn transition(
         ("reject-delete", DeletionProposed) => vec![(current(deletion.clone()).await?, zero, deletion)],
         ("delete", Draft) => vec![(revision.commit.clone(), zero, draft)],
         ("delete", Proposed) => vec![(revision.commit.clone(), zero, proposed)],
-        ("delete", DeletionProposed) => vec![(current(tag.clone()).await?, zero, tag)],
+        ("delete", DeletionProposed) => {
+            let tag = published_tag(repo, &revision.package, n).await.unwrap_or(tag);
+            vec![(current(tag.clone()).await?, zero, tag)]
+        }
         ("propose", _) => return Err(wrong("Draft")),
         ("reject" | "approve", _) => return Err(wrong("Proposed")),
         ("propose-delete", _) => return Err(wrong("Published")),
@@ -567,6 +601,38 @@ pub async fn transition(
     Ok(api::respond(&HeaderMap::new(), etag, body.into_bytes()))
 }
 
+/// The tag of revision `n` of `package` as it is spelled in the
+/// repository: `F/vN` when there is one, else a hand-made tag Porch reads
+/// as N (`F/7`, `F/v07`; [`cadgate_hooks::refs::parse_revision`]).
+async fn published_tag(
+    repo: &Repository,
+    package: &cadgate_hooks::refs::PackagePath,
+    n: u64,
+) -> Option<String> {
+    let layout = Layout::new(&repo.config.branch, &repo.config.directory);
+    let canonical = layout.tag_ref(package, n);
+    let under = format!("{}{package}/", cadgate_hooks::refs::TAGS);
+    let path = repo.path.clone();
+    let package = package.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut tags: Vec<String> = Repo::open(&path)
+            .and_then(|git| git.refs_under(&[under.as_str()]))
+            .ok()?
+            .into_iter()
+            .map(|r| r.name)
+            .filter(|name| {
+                matches!(layout.classify(name), cadgate_hooks::refs::RefKind::Published { package: p, revision }
+                    if p == package && revision == n)
+            })
+            .collect();
+        tags.sort_by_key(|name| (*name != canonical, name.clone()));
+        tags.into_iter().next()
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 fn layout_package(repo: &Repository, package: &str) -> Option<cadgate_hooks::refs::PackagePath> {
     Layout::new(&repo.config.branch, &repo.config.directory).package(package.trim_matches('/'))
 }
@@ -579,13 +645,14 @@ fn source_repository(state: &State, from: &CloneFrom) -> Option<Arc<Repository>>
 }
 
 /// Where the clone comes from, with its commit resolved (and, for a Git
-/// URL, the scratch repository its objects were fetched into).
+/// URL, the scratch repository its objects were fetched into; for a
+/// registered repository, the object name of the cloned revision).
 async fn resolve(
     state: &State,
     principal: &Principal,
     headers: &HeaderMap,
     from: &CloneFrom,
-) -> Result<(Origin, Option<Scratch>), HttpError> {
+) -> Result<(Origin, Option<Scratch>, Option<String>), HttpError> {
     match (&from.repository, &from.git) {
         (Some(source), None) => {
             let package = from
@@ -615,7 +682,8 @@ async fn resolve(
                 reference: format!("{package}/v{}", chosen.revision),
                 commit: chosen.commit.clone(),
             };
-            Ok((origin, None))
+            let name = api::revision_name(source, chosen.package.as_str(), &chosen.workspace);
+            Ok((origin, None, Some(name)))
         }
         (None, Some(git)) => {
             let url = fetch::check_url("clone.git.repo", &git.repo)?;
@@ -631,7 +699,7 @@ async fn resolve(
                 reference: git.reference.clone(),
                 commit: commits[0].clone(),
             };
-            Ok((origin, Some(scratch)))
+            Ok((origin, Some(scratch), None))
         }
         _ => Err(invalid(
             "clone needs either repository (with packageName and optional revision) or git (repo, ref, directory)",

@@ -8,7 +8,7 @@ use crate::audit;
 use crate::events::EventKind;
 use crate::git::{RefEdit, Repo, Signature};
 use crate::kptfile::{Kptfile, KPTFILE};
-use crate::lifecycle::{Refs, Refusal};
+use crate::lifecycle::{Refs, Refusal, Transition};
 use crate::proc_receive::Command;
 use crate::refs::{Layout, PackagePath, RefKind};
 
@@ -198,4 +198,57 @@ pub(super) fn pinned_in(downstream: &Downstream, commit: &str) -> Option<String>
             let dir = path.strip_suffix("/Kptfile").unwrap_or(&path);
             format!("{}:{dir}", downstream.name)
         })
+}
+
+/// A deletion proposal of a revision whose tag is not spelled `F/vN` — a
+/// hand-made `F/7` or `F/v07`, which Porch reads as revision 7
+/// (`pkg/repository/util.go` `Revision2Int`) and so does cadgate
+/// ([`crate::refs::parse_revision`]). [`crate::lifecycle::classify`] looks
+/// for the tag `F/v7` only and answers `no-such-revision`; this finds the
+/// revision's tag by its number instead. `None` when the package has no tag
+/// of that number (the refusal stands).
+///
+/// Porch names the marker from the revision number, never from the tag:
+/// `deletionProposed/F/v` + `Revision2Str(N)`
+/// (`pkg/externalrepo/git/ref.go` `createDeletionProposedName`, lines
+/// 129–135, pushed by `git.go` `UpdateLifecycle`, lines 1741–1748), and
+/// reads a revision as DeletionProposed only under that name. So the
+/// proposal must be made under that name (checked by
+/// [`crate::lifecycle::classify`], rule `deletion-proposal-name`) and point
+/// at the tag's commit (or the tag itself).
+pub(super) fn hand_made_tag_proposal(
+    repo: &Repo,
+    layout: &Layout,
+    snapshot: &Snapshot,
+    command: &Command,
+) -> Option<Result<Transition, Refusal>> {
+    let RefKind::DeletionProposed { package, revision } = layout.classify(&command.refname) else {
+        return None;
+    };
+    if !command.is_create() {
+        return None;
+    }
+    let mut tags: Vec<(&String, &String)> = snapshot
+        .refs
+        .iter()
+        .filter(|(name, _)| {
+            matches!(layout.classify(name), RefKind::Published { package: p, revision: n }
+                if p == package && n == revision)
+        })
+        .collect();
+    tags.sort();
+    let (tag, _) = *tags.first()?;
+    let at_a_tag = tags.iter().any(|(_, oid)| {
+        **oid == command.new || repo.peel(oid).ok().flatten().as_deref() == Some(&command.new)
+    });
+    if !at_a_tag {
+        return Some(Err(refuse(
+            "deletion-proposal-at-the-tag",
+            format!(
+                "a deletion proposal points at the published commit: git push origin {tag}:{}",
+                command.refname
+            ),
+        )));
+    }
+    Some(Ok(Transition::ProposeDeletion { package, revision }))
 }

@@ -8,6 +8,16 @@ use crate::kptfile::KPTFILE;
 use crate::lifecycle::{Refs, Refusal};
 use crate::refs::{Layout, PackagePath, RefKind, DELETION_PROPOSED, DRAFTS, PROPOSED, TAGS};
 
+/// A draft that creates its ref starts a new workspace (a draft made
+/// again from a proposal is a rejection, judged apart; reusing a published
+/// revision's workspace is refused by [`check_draft`]): its name follows
+/// Porch's rule for a new `workspaceName`
+/// ([`cadgate_config::names::validate_workspace`]). Drafts and proposals
+/// whose workspace exists already keep working whatever its name.
+pub(super) fn check_new_workspace(workspace: &str) -> Result<(), Refusal> {
+    cadgate_config::names::validate_workspace(workspace).map_err(|m| refuse("workspace-name", m))
+}
+
 /// A draft creating a package path that no lifecycle ref and no Kptfile on
 /// the branch holds yet makes a new package: its path below the package
 /// directory follows Porch's rule (every segment a DNS-1123 label), and its

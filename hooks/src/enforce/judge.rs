@@ -1,7 +1,7 @@
 //! Judging one ref update: the lifecycle transition it is, and how to carry it out.
 
-use super::deletion::{already_on_branch, approve_deletion};
-use super::draft::{check_draft, check_new_package};
+use super::deletion::{already_on_branch, approve_deletion, hand_made_tag_proposal};
+use super::draft::{check_draft, check_new_package, check_new_workspace};
 use super::inspect::{check_kptfile, Inspected};
 use super::publish::{porch_proposal, publish};
 use super::snapshot::Snapshot;
@@ -47,6 +47,9 @@ pub(super) fn judge(
             }
             return Err(already_on_branch(repo, snapshot, command).unwrap_or(refusal));
         }
+        Err(refusal) if refusal.rule == "no-such-revision" => {
+            hand_made_tag_proposal(repo, layout, snapshot, command).unwrap_or(Err(refusal))?
+        }
         Err(refusal) if refusal.rule == "propose-the-draft-tip" => {
             return porch_proposal(repo, context, snapshot, inspected, command)
                 .unwrap_or(Err(refusal))
@@ -60,6 +63,7 @@ pub(super) fn judge(
     match transition {
         Transition::SaveDraft { package, workspace } => {
             if command.is_create() {
+                check_new_workspace(&workspace)?;
                 check_new_package(repo, context, snapshot, &package)?;
             }
             inspected
