@@ -258,6 +258,21 @@ impl Porch {
         )])
     }
 
+    /// reject a deletion proposal (back to Published): the deletion of
+    /// `deletionProposed/F/vN` alone (git.go 1749–1757).
+    pub fn reject_delete(&self, package: &str, revision: u64) -> Output {
+        self.fetch();
+        self.push(&[format!(
+            ":refs/heads/deletionProposed/{package}/v{revision}"
+        )])
+    }
+
+    /// The commit Porch made last (its cached clone's `HEAD`): the draft
+    /// commit of [`Porch::init`] and [`Porch::update`].
+    pub fn last_commit(&self) -> String {
+        self.client.git_in("porch", &["rev-parse", "HEAD"])
+    }
+
     /// delete of a DeletionProposed revision: the tag and the deletion
     /// proposal deleted in one push (git.go 609–625).
     pub fn delete(&self, package: &str, revision: u64) -> Output {

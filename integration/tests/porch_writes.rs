@@ -2,146 +2,457 @@
 //! (`cadgate_integration::porch`) runs Porch's lifecycle with its own
 //! non-atomic pushes; nothing is lost and every step is accepted or refused
 //! as a whole. A push is judged per package, all or nothing.
+//!
+//! Every scenario runs against each [`Mode`] cadgate can guard Porch's
+//! repository in: the cadgate server itself, hook mode (cadgate's hook in the
+//! repository a third-party host serves — Apache + `git http-backend`), and
+//! forward mode (cadgate in front of that host's plain repository). After
+//! every step the repository's refs are compared, all of them, with what the
+//! step should have left, both in the repository that holds them and as
+//! Porch sees them with `ls-remote`.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Output;
+
+use cadgate_integration::apache::Apache;
 use cadgate_integration::porch::Porch;
 use cadgate_integration::*;
 
-/// Porch's service account is its own user; it proposes and approves its
-/// own revisions, so the repository allows self-approval.
-fn config() -> String {
-    format!(
-        "[policy]\nself_approval = true\n\n[[repository]]\nname = \"r\"\n\n{}{}",
-        TestUser::new("porch").config(&["approver"], &[]),
-        TestUser::new("dev").config(&["author"], &[]),
-    )
+/// The repository Porch writes.
+const REPO: &str = "r";
+
+/// Where cadgate sits between Porch and the repository.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Porch's Repository points at the cadgate server, which owns the
+    /// repository.
+    Server,
+    /// Porch's Repository points at a Git host (Apache + git http-backend)
+    /// whose repository has cadgate's hook installed.
+    Hook,
+    /// Porch's Repository points at cadgate, which forwards to a Git host's
+    /// plain repository.
+    Forward,
 }
 
-fn output(out: &std::process::Output) -> String {
+/// The users: Porch's service account, and a person pushing with git.
+const USERS: [(&str, &str); 2] = [("porch", "approver"), ("dev", "author")];
+
+/// Porch's service account is its own user; it proposes and approves its
+/// own revisions, so the repository allows self-approval. `extra` goes into
+/// the `[[repository]]` block.
+fn config(extra: &str) -> String {
+    let mut config = format!(
+        "[policy]\nself_approval = true\n\n[[repository]]\nname = \"{REPO}\"\nbranch = \"main\"\n{extra}\n"
+    );
+    for (user, role) in USERS {
+        config.push_str(&TestUser::new(user).config(&[role], &[]));
+        config.push('\n');
+    }
+    config
+}
+
+/// A bare repository at `path` with an initial commit on `main`, as a Git
+/// host would have it.
+fn bare_repository(path: &std::path::Path) {
+    let client = GitClient::new();
+    client.git(&[
+        "init",
+        "-q",
+        "--bare",
+        "-b",
+        "main",
+        &path.display().to_string(),
+    ]);
+    client.git(&["init", "-q", "-b", "main", "seed"]);
+    client.commit_files("seed", &[("README.md", b"hosted elsewhere\n")], "initial");
+    client.git(&[
+        "-C",
+        "seed",
+        "push",
+        "-q",
+        &path.display().to_string(),
+        "main",
+    ]);
+}
+
+/// cadgate guarding [`REPO`] in one [`Mode`].
+struct Host {
+    mode: Mode,
+    server: Option<Server>,
+    apache: Option<Apache>,
+}
+
+impl Host {
+    fn start(mode: Mode) -> Self {
+        match mode {
+            Mode::Server => Self {
+                mode,
+                server: Some(Server::start(&config(""))),
+                apache: None,
+            },
+            Mode::Hook => {
+                let apache = Apache::new();
+                let scratch = apache.scratch();
+                // The hook runs as Apache's user: give it its own copy of cadgate.
+                let bin = scratch.join("cadgate");
+                std::fs::copy(cadgate_bin(), &bin).expect("copy cadgate");
+                let file = scratch.join("cadgate.toml");
+                std::fs::write(&file, config("")).expect("config");
+                let repo = apache.root().join(format!("{REPO}.git"));
+                bare_repository(&repo);
+                let out = std::process::Command::new(&bin)
+                    .args(["hook", "install", "--config"])
+                    .arg(&file)
+                    .args(["--repository", REPO])
+                    .arg(&repo)
+                    .output()
+                    .expect("run cadgate hook install");
+                assert!(out.status.success(), "{}", stderr(&out));
+                let users: Vec<TestUser> = USERS.iter().map(|(u, _)| TestUser::new(u)).collect();
+                apache.start(&users);
+                Self {
+                    mode,
+                    server: None,
+                    apache: Some(apache),
+                }
+            }
+            Mode::Forward => {
+                let apache = Apache::new();
+                bare_repository(&apache.root().join(format!("{REPO}.git")));
+                let forwarder = TestUser::new("cadgate-forwarder");
+                let credentials = apache.scratch().join("upstream-credentials");
+                std::fs::write(
+                    &credentials,
+                    format!("{}:{}\n", forwarder.name, forwarder.token),
+                )
+                .expect("credentials");
+                apache.start(&[forwarder]);
+                let server = Server::start(&config(&format!(
+                    "upstream = \"{}/git/{REPO}.git\"\nupstream_credentials = \"file:{}\"\n",
+                    apache.base(),
+                    credentials.display()
+                )));
+                Self {
+                    mode,
+                    server: Some(server),
+                    apache: Some(apache),
+                }
+            }
+        }
+    }
+
+    /// The URL `user` (and Porch's Repository) reaches the repository at.
+    fn url_as(&self, user: &str) -> String {
+        let user = TestUser::new(user);
+        match (self.mode, &self.server, &self.apache) {
+            (Mode::Hook, _, Some(apache)) => apache.url_as(&user, REPO),
+            (_, Some(server), _) => server.url_as(&user, REPO),
+            _ => unreachable!("a host is started with what its mode needs"),
+        }
+    }
+
+    /// The repository that holds the refs: the server's own, the hosted one
+    /// with the hook, or forward mode's upstream.
+    fn repo(&self) -> PathBuf {
+        match (self.mode, &self.server, &self.apache) {
+            (Mode::Server, Some(server), _) => server.repo_dir(REPO),
+            (_, _, Some(apache)) => apache.root().join(format!("{REPO}.git")),
+            _ => unreachable!("a host is started with what its mode needs"),
+        }
+    }
+
+    fn porch(&self) -> Porch {
+        Porch::new(&self.url_as("porch"), "main")
+    }
+
+    /// Every branch and tag of the repository.
+    fn refs(&self) -> BTreeMap<String, String> {
+        server_git(
+            &self.repo(),
+            &[
+                "for-each-ref",
+                "--format=%(refname) %(objectname)",
+                "refs/heads",
+                "refs/tags",
+            ],
+        )
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, id)| (name.to_string(), id.to_string()))
+        .collect()
+    }
+
+    /// Every branch and tag as a client sees them through the mode's URL.
+    fn advertised(&self) -> BTreeMap<String, String> {
+        ls_remote(&self.url_as("porch"))
+    }
+
+    /// The branches and tags of the published view Config Sync reads: the
+    /// server's `published/r` (also in forward mode), or the hook's
+    /// `r.published` sibling on the host.
+    fn published(&self) -> BTreeMap<String, String> {
+        let user = TestUser::new("porch");
+        match (self.mode, &self.server, &self.apache) {
+            (Mode::Hook, _, Some(apache)) => {
+                ls_remote(&apache.url_as(&user, &format!("{REPO}.published")))
+            }
+            (_, Some(server), _) => ls_remote(&server.url_as(&user, &format!("published/{REPO}"))),
+            _ => unreachable!("a host is started with what its mode needs"),
+        }
+    }
+}
+
+/// The branches and tags `ls-remote url` lists (peeled tags left out).
+fn ls_remote(url: &str) -> BTreeMap<String, String> {
+    let out = GitClient::new().git(&["ls-remote", url]);
+    stdout(&out)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(_, name)| {
+            (name.starts_with("refs/heads/") || name.starts_with("refs/tags/"))
+                && !name.ends_with("^{}")
+        })
+        .map(|(id, name)| (name.to_string(), id.to_string()))
+        .collect()
+}
+
+/// What the repository's refs should be, step by step.
+struct Expected<'h> {
+    host: &'h Host,
+    refs: BTreeMap<String, String>,
+}
+
+impl<'h> Expected<'h> {
+    /// The refs as they are now.
+    fn new(host: &'h Host) -> Self {
+        Self {
+            host,
+            refs: host.refs(),
+        }
+    }
+
+    fn set(&mut self, name: &str, id: &str) {
+        self.refs.insert(name.to_string(), id.to_string());
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.refs.remove(name);
+    }
+
+    fn get(&self, name: &str) -> String {
+        self.refs.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Every ref is as expected, in the repository and through the URL.
+    fn check(&self, step: &str) {
+        let mode = self.host.mode;
+        assert_eq!(
+            self.host.refs(),
+            self.refs,
+            "{mode:?}, after {step}: the repository's refs"
+        );
+        assert_eq!(
+            self.host.advertised(),
+            self.refs,
+            "{mode:?}, after {step}: the refs ls-remote shows"
+        );
+        let published: BTreeMap<String, String> = self
+            .refs
+            .iter()
+            .filter(|(name, _)| *name == "refs/heads/main" || name.starts_with("refs/tags/"))
+            .map(|(name, id)| (name.clone(), id.clone()))
+            .collect();
+        assert_eq!(
+            self.host.published(),
+            published,
+            "{mode:?}, after {step}: the published view"
+        );
+    }
+}
+
+fn output(out: &Output) -> String {
     format!("{}\n{}", stdout(out), stderr(out))
 }
 
-#[test]
-fn porch_lifecycle_through_cadgate_loses_nothing() {
-    let server = Server::start(&config());
-    let repo = server.repo_dir("r");
-    let porch = Porch::new(&server.url_as(&TestUser::new("porch"), "r"), "main");
+/// The refs a `push --porcelain` names, each with whether it was accepted.
+fn verdicts(out: &Output) -> Vec<(String, bool)> {
+    stdout(out)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let flag = fields.next()?;
+            let (_, to) = fields.next()?.split_once(':')?;
+            (flag.len() == 1).then(|| (to.to_string(), flag != "!"))
+        })
+        .collect()
+}
+
+/// The push was accepted, every ref of it.
+fn accepted(mode: Mode, step: &str, out: &Output) {
+    let verdicts = verdicts(out);
+    assert!(
+        out.status.success() && !verdicts.is_empty() && verdicts.iter().all(|(_, ok)| *ok),
+        "{mode:?}: {step} was not accepted as a whole: {verdicts:?}\n{}",
+        output(out)
+    );
+}
+
+/// The push was refused, every ref of it, naming `rule`.
+fn refused(mode: Mode, step: &str, out: &Output, rule: &str) {
+    let verdicts = verdicts(out);
+    assert!(
+        !out.status.success() && !verdicts.is_empty() && verdicts.iter().all(|(_, ok)| !*ok),
+        "{mode:?}: {step} was not refused as a whole: {verdicts:?}\n{}",
+        output(out)
+    );
+    assert!(
+        output(out).contains(rule),
+        "{mode:?}: {step} was refused without naming {rule}:\n{}",
+        output(out)
+    );
+}
+
+/// init, update, propose (render commit + the draft's deletion), reject,
+/// approve (refused with a wrong number, then Porch's own merge, tag and the
+/// proposal's deletion), propose-delete, reject-delete, delete.
+fn porch_lifecycle_loses_nothing(mode: Mode) {
+    let host = Host::start(mode);
+    let porch = host.porch();
+    let mut expected = Expected::new(&host);
+    let draft = "refs/heads/drafts/web/ws";
+    let proposed = "refs/heads/proposed/web/ws";
 
     let out = porch.init("web", "ws");
-    assert!(out.status.success(), "{}", output(&out));
+    accepted(mode, "init", &out);
+    expected.set(draft, &porch.last_commit());
+    expected.check("init");
+
     let out = porch.update("web", "ws", "app.yaml", "replicas: 1\n");
-    assert!(out.status.success(), "{}", output(&out));
+    accepted(mode, "update", &out);
+    expected.set(draft, &porch.last_commit());
+    expected.check("update");
 
     // W1: propose with a render commit and the draft's deletion.
     let (out, render) = porch.propose("web", "ws");
-    assert!(out.status.success(), "{}", output(&out));
-    assert_eq!(
-        server_ref(&repo, "refs/heads/proposed/web/ws"),
-        Some(render.clone())
-    );
-    assert_eq!(server_ref(&repo, "refs/heads/drafts/web/ws"), None);
+    accepted(mode, "propose", &out);
+    expected.set(proposed, &render);
+    expected.remove(draft);
+    expected.check("propose");
 
     // W3: reject sends the deletion of the proposal cadgate removes itself.
     let out = porch.reject("web", "ws");
-    assert!(out.status.success(), "{}", output(&out));
-    assert_eq!(
-        server_ref(&repo, "refs/heads/drafts/web/ws"),
-        Some(render.clone())
-    );
-    assert_eq!(server_ref(&repo, "refs/heads/proposed/web/ws"), None);
+    accepted(mode, "reject", &out);
+    expected.set(draft, &render);
+    expected.remove(proposed);
+    expected.check("reject");
 
     let (out, render) = porch.propose("web", "ws");
-    assert!(out.status.success(), "{}", output(&out));
+    accepted(mode, "propose again", &out);
+    expected.set(proposed, &render);
+    expected.remove(draft);
+    expected.check("propose again");
 
     // W2, refused as a whole: Porch numbers the revision 5, the next is 1.
-    let main_before = server_ref(&repo, "refs/heads/main");
     let (out, _) = porch.approve("web", "ws", 5);
-    assert!(!out.status.success(), "{}", output(&out));
-    assert!(
-        output(&out).contains("approval-revision-number"),
-        "{}",
-        output(&out)
-    );
-    assert_eq!(
-        server_ref(&repo, "refs/heads/proposed/web/ws"),
-        Some(render.clone())
-    );
-    assert_eq!(server_ref(&repo, "refs/heads/main"), main_before);
-    assert_eq!(server_ref(&repo, "refs/tags/web/v5"), None);
+    refused(mode, "approve as v5", &out, "approval-revision-number");
+    expected.check("approve as v5");
 
     // W2: Porch's own approval merge, tag and the proposal's deletion.
     let (out, merge) = porch.approve("web", "ws", 1);
-    assert!(out.status.success(), "{}", output(&out));
-    assert_eq!(server_ref(&repo, "refs/heads/main"), Some(merge.clone()));
-    assert_eq!(server_ref(&repo, "refs/tags/web/v1"), Some(merge.clone()));
-    assert_eq!(server_ref(&repo, "refs/heads/proposed/web/ws"), None);
+    accepted(mode, "approve", &out);
+    expected.set("refs/heads/main", &merge);
+    expected.set("refs/tags/web/v1", &merge);
+    expected.remove(proposed);
+    expected.check("approve");
     assert_eq!(
-        server_git(&repo, &["show", "main:web/app.yaml"]),
+        server_git(&host.repo(), &["show", "main:web/app.yaml"]),
         "replicas: 1"
     );
 
     // Other packages and workspaces move on in between.
-    porch.init("db", "ws");
-    porch.propose("db", "ws");
-    porch.init("api", "ws");
-    porch.update("api", "ws", "app.yaml", "replicas: 2\n");
-    let (_, render2) = porch.propose("api", "ws");
-    let (out, _) = porch.approve("db", "ws", 1);
-    assert!(out.status.success(), "{}", output(&out));
+    accepted(mode, "init db", &porch.init("db", "ws"));
+    let (out, db) = porch.propose("db", "ws");
+    accepted(mode, "propose db", &out);
+    accepted(mode, "init api", &porch.init("api", "ws"));
+    let out = porch.update("api", "ws", "app.yaml", "replicas: 2\n");
+    accepted(mode, "update api", &out);
+    let (out, api) = porch.propose("api", "ws");
+    accepted(mode, "propose api", &out);
+    expected.set("refs/heads/proposed/db/ws", &db);
+    expected.set("refs/heads/proposed/api/ws", &api);
+    expected.check("proposing db and api");
+    let (out, db_merge) = porch.approve("db", "ws", 1);
+    accepted(mode, "approve db", &out);
+    expected.set("refs/heads/main", &db_merge);
+    expected.set("refs/tags/db/v1", &db_merge);
+    expected.remove("refs/heads/proposed/db/ws");
+    expected.check("approve db");
 
-    // W3: propose-delete, then delete of the DeletionProposed revision.
-    let out = porch.propose_delete("web", 1);
-    assert!(out.status.success(), "{}", output(&out));
-    assert_eq!(
-        server_ref(&repo, "refs/heads/deletionProposed/web/v1"),
-        Some(merge.clone())
+    // propose-delete, reject-delete, propose-delete again.
+    let marker = "refs/heads/deletionProposed/web/v1";
+    accepted(mode, "propose-delete", &porch.propose_delete("web", 1));
+    expected.set(marker, &merge);
+    expected.check("propose-delete");
+    accepted(mode, "reject-delete", &porch.reject_delete("web", 1));
+    expected.remove(marker);
+    expected.check("reject-delete");
+    accepted(
+        mode,
+        "propose-delete again",
+        &porch.propose_delete("web", 1),
     );
-    let out = porch.delete("web", 1);
-    assert!(out.status.success(), "{}", output(&out));
-    assert_eq!(server_ref(&repo, "refs/tags/web/v1"), None);
-    assert_eq!(
-        server_ref(&repo, "refs/heads/deletionProposed/web/v1"),
-        None
-    );
+    expected.set(marker, &merge);
+    expected.check("propose-delete again");
 
+    // W3: delete of the DeletionProposed revision: the tag and the marker.
+    let main = expected.get("refs/heads/main");
+    accepted(mode, "delete", &porch.delete("web", 1));
+    expected.remove("refs/tags/web/v1");
+    expected.remove(marker);
+    // cadgate records the deletion on the branch (a commit on top of it).
+    let now = server_ref(&host.repo(), "refs/heads/main").expect("main");
+    server_git(&host.repo(), &["merge-base", "--is-ancestor", &main, &now]);
+    expected.set("refs/heads/main", &now);
+    expected.check("delete");
     // The proposal of another package is still there, untouched.
-    assert_eq!(
-        server_ref(&repo, "refs/heads/proposed/api/ws"),
-        Some(render2)
-    );
+    assert_eq!(expected.get("refs/heads/proposed/api/ws"), api);
 }
 
-#[test]
-fn a_stale_porch_approval_is_refused_whole() {
-    let server = Server::start(&config());
-    let repo = server.repo_dir("r");
-    let porch = Porch::new(&server.url_as(&TestUser::new("porch"), "r"), "main");
+/// A stale approval (another replica published first) is refused as a
+/// whole, by git's fast-forward check or, forced, by cadgate itself.
+fn a_stale_porch_approval_is_refused_whole(mode: Mode) {
+    let host = Host::start(mode);
+    let porch = host.porch();
     for package in ["a", "b"] {
-        assert!(porch.init(package, "ws").status.success());
-        assert!(porch.propose(package, "ws").0.status.success());
+        accepted(mode, "init", &porch.init(package, "ws"));
+        accepted(mode, "propose", &porch.propose(package, "ws").0);
     }
     // A second Porch (another replica) made its approval of b before a landed.
-    let other = Porch::new(&server.url_as(&TestUser::new("porch"), "r"), "main");
-    let (out, _) = porch.approve("a", "ws", 1);
-    assert!(out.status.success(), "{}", output(&out));
+    let other = host.porch();
+    let (out, a) = porch.approve("a", "ws", 1);
+    accepted(mode, "approve a", &out);
+    let mut expected = Expected::new(&host);
+    assert_eq!(expected.get("refs/tags/a/v1"), a);
     // Git refuses the branch itself (not a fast-forward); the tag and the
     // proposal's deletion of the same step are then refused with it.
     let (stale, merge) = other.approve_without_fetch("b", "ws", 1);
-    assert!(!stale.status.success(), "{}", output(&stale));
-    assert!(
-        output(&stale).contains("another ref of package b in this push was refused"),
-        "{}",
-        output(&stale)
+    refused(
+        mode,
+        "stale approve",
+        &stale,
+        "another ref of package b in this push was refused",
     );
-    assert!(server_ref(&repo, "refs/heads/proposed/b/ws").is_some());
-    assert_eq!(server_ref(&repo, "refs/tags/b/v1"), None);
+    expected.check("stale approve");
     // Forced past git's own check, cadgate refuses the stale merge itself.
-    let main = server_ref(&repo, "refs/heads/main");
     let forced = other
         .git()
         .command(&[
             "-C",
             "porch",
             "push",
+            "--porcelain",
             "origin",
             &format!("+{merge}:refs/heads/main"),
             &format!("{merge}:refs/tags/b/v1"),
@@ -149,27 +460,27 @@ fn a_stale_porch_approval_is_refused_whole() {
         ])
         .output()
         .expect("run git");
-    assert!(!forced.status.success(), "{}", output(&forced));
-    assert!(
-        output(&forced).contains("stale-approval"),
-        "{}",
-        output(&forced)
-    );
-    assert!(server_ref(&repo, "refs/heads/proposed/b/ws").is_some());
-    assert_eq!(server_ref(&repo, "refs/tags/b/v1"), None);
-    assert_eq!(server_ref(&repo, "refs/heads/main"), main);
+    refused(mode, "forced stale approve", &forced, "stale-approval");
+    expected.check("forced stale approve");
+    // After fetching, Porch's next approval of b is judged afresh.
+    let (out, merge) = other.approve("b", "ws", 1);
+    accepted(mode, "approve b after fetching", &out);
+    expected.set("refs/heads/main", &merge);
+    expected.set("refs/tags/b/v1", &merge);
+    expected.remove("refs/heads/proposed/b/ws");
+    expected.check("approve b after fetching");
 }
 
-#[test]
-fn a_non_atomic_push_is_judged_per_package() {
-    let server = Server::start(&config());
-    let repo = server.repo_dir("r");
-    let dev = TestUser::new("dev");
+/// A non-atomic push touching two packages: each package is judged on its
+/// own, all or nothing.
+fn a_non_atomic_push_is_judged_per_package(mode: Mode) {
+    let host = Host::start(mode);
     let client = GitClient::new();
-    client.git(&["clone", "-q", &server.url_as(&dev, "r"), "w"]);
+    client.git(&["clone", "-q", &host.url_as("dev"), "w"]);
     let a = client.commit_package("w", "a", &[("x.yaml", b"x: 1\n")], "a");
     client.git_in("w", &["checkout", "-q", "-B", "b", "origin/main"]);
     let b = client.commit_package("w", "b", &[("x.yaml", b"x: 1\n")], "b");
+    let mut expected = Expected::new(&host);
     // drafts/a/ok is acceptable, the tag of a is refused: neither lands;
     // drafts/b/ok, of another package, is judged on its own and lands.
     let out = client
@@ -177,6 +488,7 @@ fn a_non_atomic_push_is_judged_per_package() {
             "-C",
             "w",
             "push",
+            "--porcelain",
             "origin",
             &format!("{a}:refs/heads/drafts/a/ok"),
             &format!("{a}:refs/tags/a/v1"),
@@ -184,14 +496,47 @@ fn a_non_atomic_push_is_judged_per_package() {
         ])
         .output()
         .expect("run git");
-    assert!(!out.status.success());
+    assert!(!out.status.success(), "{mode:?}: {}", output(&out));
     let text = output(&out);
-    assert!(text.contains("tag-is-made-by-publishing"), "{text}");
+    assert!(
+        text.contains("tag-is-made-by-publishing"),
+        "{mode:?}: {text}"
+    );
     assert!(
         text.contains("another ref of package a in this push was refused"),
-        "{text}"
+        "{mode:?}: {text}"
     );
-    assert_eq!(server_ref(&repo, "refs/heads/drafts/a/ok"), None);
-    assert_eq!(server_ref(&repo, "refs/tags/a/v1"), None);
-    assert_eq!(server_ref(&repo, "refs/heads/drafts/b/ok"), Some(b));
+    let verdicts: BTreeMap<String, bool> = verdicts(&out).into_iter().collect();
+    assert_eq!(
+        verdicts,
+        BTreeMap::from([
+            ("refs/heads/drafts/a/ok".to_string(), false),
+            ("refs/tags/a/v1".to_string(), false),
+            ("refs/heads/drafts/b/ok".to_string(), true),
+        ]),
+        "{mode:?}: {text}"
+    );
+    expected.set("refs/heads/drafts/b/ok", &b);
+    expected.check("the push of a and b");
 }
+
+/// One test per mode and scenario.
+macro_rules! in_every_mode {
+    ($($scenario:ident),* $(,)?) => {
+        mod server {
+            $(#[test] fn $scenario() { super::$scenario(super::Mode::Server) })*
+        }
+        mod hook {
+            $(#[test] fn $scenario() { super::$scenario(super::Mode::Hook) })*
+        }
+        mod forward {
+            $(#[test] fn $scenario() { super::$scenario(super::Mode::Forward) })*
+        }
+    };
+}
+
+in_every_mode!(
+    porch_lifecycle_loses_nothing,
+    a_stale_porch_approval_is_refused_whole,
+    a_non_atomic_push_is_judged_per_package,
+);
