@@ -123,6 +123,43 @@ impl Porch {
         self.push(&[format!("{commit}:refs/heads/drafts/{package}/{workspace}")])
     }
 
+    /// edit: a new draft of a published package, copied from its revision
+    /// `revision` — a commit on the branch tip (git.go 470–481: a draft's
+    /// base is the branch) holding the revision's `F/`, message
+    /// `Creating new revision by copying previous revision` (git.go 81,
+    /// 1796–1813), pushed to `drafts/F/ws` (git.go 1891–1903).
+    pub fn edit(&self, package: &str, workspace: &str, revision: u64) -> Output {
+        self.fetch();
+        self.client.git_in(
+            "porch",
+            &[
+                "checkout",
+                "-q",
+                "--detach",
+                &format!("origin/{}", self.branch),
+            ],
+        );
+        self.client
+            .git_in("porch", &["rm", "-rq", "--ignore-unmatch", "--", package]);
+        self.client.git_in(
+            "porch",
+            &[
+                "checkout",
+                &format!("refs/tags/{package}/v{revision}"),
+                "--",
+                package,
+            ],
+        );
+        let message = format!(
+            "Creating new revision by copying previous revision\n\n{}\n",
+            annotation(package, workspace, None)
+        );
+        self.client
+            .git_in("porch", &["commit", "-q", "--allow-empty", "-m", &message]);
+        let commit = self.last_commit();
+        self.push(&[format!("{commit}:refs/heads/drafts/{package}/{workspace}")])
+    }
+
     /// propose: Porch renders the draft, committing `Rendering package`
     /// (git.go 80, 89–95) as a child of the draft tip changing only `F/`, then
     /// pushes it to `proposed/F/ws` and deletes the draft base in the same

@@ -299,14 +299,19 @@ fn accepted(mode: Mode, step: &str, out: &Output) {
     );
 }
 
-/// The push was refused, every ref of it, naming `rule`.
-fn refused(mode: Mode, step: &str, out: &Output, rule: &str) {
+/// The push was refused, every ref of it.
+fn refused_whole(mode: Mode, step: &str, out: &Output) {
     let verdicts = verdicts(out);
     assert!(
         !out.status.success() && !verdicts.is_empty() && verdicts.iter().all(|(_, ok)| !*ok),
         "{mode:?}: {step} was not refused as a whole: {verdicts:?}\n{}",
         output(out)
     );
+}
+
+/// The push was refused, every ref of it, naming `rule`.
+fn refused(mode: Mode, step: &str, out: &Output, rule: &str) {
+    refused_whole(mode, step, out);
     assert!(
         output(out).contains(rule),
         "{mode:?}: {step} was refused without naming {rule}:\n{}",
@@ -390,6 +395,30 @@ fn porch_lifecycle_loses_nothing(mode: Mode) {
     expected.remove("refs/heads/proposed/db/ws");
     expected.check("approve db");
 
+    // A second revision of web: Porch's copy of v1 as a new draft.
+    let draft2 = "refs/heads/drafts/web/ws2";
+    accepted(mode, "edit web v1", &porch.edit("web", "ws2", 1));
+    expected.set(draft2, &porch.last_commit());
+    expected.check("edit web v1");
+    let out = porch.update("web", "ws2", "app.yaml", "replicas: 3\n");
+    accepted(mode, "update ws2", &out);
+    expected.set(draft2, &porch.last_commit());
+    let (out, render2) = porch.propose("web", "ws2");
+    accepted(mode, "propose ws2", &out);
+    expected.remove(draft2);
+    expected.set("refs/heads/proposed/web/ws2", &render2);
+    expected.check("propose ws2");
+    // Porch's approval named 1 again (its cache missed v1): refused whole.
+    let (out, _) = porch.approve("web", "ws2", 1);
+    refused(mode, "approve ws2 as v1", &out, "approval-revision-number");
+    expected.check("approve ws2 as v1");
+    let (out, merge2) = porch.approve("web", "ws2", 2);
+    accepted(mode, "approve ws2", &out);
+    expected.set("refs/heads/main", &merge2);
+    expected.set("refs/tags/web/v2", &merge2);
+    expected.remove("refs/heads/proposed/web/ws2");
+    expected.check("approve ws2");
+
     // propose-delete, reject-delete, propose-delete again.
     let marker = "refs/heads/deletionProposed/web/v1";
     accepted(mode, "propose-delete", &porch.propose_delete("web", 1));
@@ -416,8 +445,26 @@ fn porch_lifecycle_loses_nothing(mode: Mode) {
     server_git(&host.repo(), &["merge-base", "--is-ancestor", &main, &now]);
     expected.set("refs/heads/main", &now);
     expected.check("delete");
+    // v2 is still published, on the branch too.
+    assert_eq!(
+        server_git(&host.repo(), &["show", "main:web/app.yaml"]),
+        "replicas: 3"
+    );
     // The proposal of another package is still there, untouched.
     assert_eq!(expected.get("refs/heads/proposed/api/ws"), api);
+
+    // Deleting a draft, and a proposal, is deleting its ref (git.go 626–637).
+    accepted(mode, "init tmp", &porch.init("tmp", "ws"));
+    expected.set("refs/heads/drafts/tmp/ws", &porch.last_commit());
+    expected.check("init tmp");
+    let out = porch.delete_branch("refs/heads/drafts/tmp/ws");
+    accepted(mode, "delete a draft", &out);
+    expected.remove("refs/heads/drafts/tmp/ws");
+    expected.check("delete a draft");
+    let out = porch.delete_branch("refs/heads/proposed/api/ws");
+    accepted(mode, "delete a proposal", &out);
+    expected.remove("refs/heads/proposed/api/ws");
+    expected.check("delete a proposal");
 }
 
 /// A stale approval (another replica published first) is refused as a
@@ -520,6 +567,94 @@ fn a_non_atomic_push_is_judged_per_package(mode: Mode) {
     expected.check("the push of a and b");
 }
 
+/// Forward mode only: the upstream's branch moves behind cadgate's back
+/// (someone pushes to the Git host directly) after Porch fetched and before
+/// it approves. Porch's approval is refused as a whole, the direct change
+/// stays, and Porch's retry after fetching is published on top of it.
+fn an_upstream_change_before_porchs_approval_loses_nothing(mode: Mode) {
+    let host = Host::start(mode);
+    let porch = host.porch();
+    accepted(mode, "init", &porch.init("web", "ws"));
+    let (out, render) = porch.propose("web", "ws");
+    accepted(mode, "propose", &out);
+    let mut expected = Expected::new(&host);
+    assert_eq!(expected.get("refs/heads/proposed/web/ws"), render);
+
+    let Some(apache) = &host.apache else {
+        unreachable!("forward mode has an upstream")
+    };
+    let direct = GitClient::new();
+    let upstream = apache.url_as(&TestUser::new("cadgate-forwarder"), REPO);
+    direct.git(&["clone", "-q", &upstream, "d"]);
+    let hotfix = direct.commit_files("d", &[("NOTICE", b"direct\n")], "direct change");
+    direct.git(&["-C", "d", "push", "-q", "origin", "HEAD:main"]);
+    expected.set("refs/heads/main", &hotfix);
+
+    let (out, _) = porch.approve_without_fetch("web", "ws", 1);
+    refused_whole(mode, "a stale approval", &out);
+    expected.check("the stale approval");
+
+    let (out, merge) = porch.approve("web", "ws", 1);
+    accepted(mode, "approve after fetching", &out);
+    assert_eq!(
+        server_git(&host.repo(), &["rev-parse", &format!("{merge}^1")]),
+        hotfix
+    );
+    expected.set("refs/heads/main", &merge);
+    expected.set("refs/tags/web/v1", &merge);
+    expected.remove("refs/heads/proposed/web/ws");
+    expected.check("approve after fetching");
+
+    // The upstream moves while cadgate forwards the approval (after cadgate
+    // fetched and judged it): the upstream's `pre-receive` moves `main`
+    // once, as a push racing cadgate's would. cadgate's forward is one
+    // atomic compare-and-swap push, so nothing of the step lands upstream.
+    accepted(mode, "init db", &porch.init("db", "ws"));
+    let (out, db) = porch.propose("db", "ws");
+    accepted(mode, "propose db", &out);
+    expected.set("refs/heads/proposed/db/ws", &db);
+    direct.git(&["-C", "d", "fetch", "-q", "origin"]);
+    direct.git(&["-C", "d", "checkout", "-q", "--detach", "origin/main"]);
+    let racer = direct.commit_files("d", &[("NOTICE", b"racer\n")], "racing change");
+    // The racing commit is in the upstream's objects, under no ref.
+    direct.git(&["-C", "d", "push", "-q", "origin", "HEAD:refs/heads/racer"]);
+    direct.git(&["-C", "d", "push", "-q", "origin", ":refs/heads/racer"]);
+    let repo = host.repo();
+    std::fs::write(
+        repo.join("hooks/pre-receive"),
+        format!(
+            "#!/bin/sh\n\
+             if grep -q refs/tags/db/v1 && [ ! -e raced ]; then\n\
+             touch raced\n\
+             env -u GIT_QUARANTINE_PATH git update-ref refs/heads/main {racer}\n\
+             fi\n\
+             exit 0\n"
+        ),
+    )
+    .expect("pre-receive");
+    std::fs::set_permissions(
+        repo.join("hooks/pre-receive"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    apache.hand_over();
+    let (out, _) = porch.approve("db", "ws", 1);
+    assert!(repo.join("raced").exists(), "the upstream never raced");
+    refused_whole(mode, "an approval the upstream refused", &out);
+    expected.set("refs/heads/main", &racer);
+    expected.check("the approval racing an upstream change");
+    let (out, merge) = porch.approve("db", "ws", 1);
+    accepted(mode, "approve db after the race", &out);
+    assert_eq!(
+        server_git(&repo, &["rev-parse", &format!("{merge}^1")]),
+        racer
+    );
+    expected.set("refs/heads/main", &merge);
+    expected.set("refs/tags/db/v1", &merge);
+    expected.remove("refs/heads/proposed/db/ws");
+    expected.check("approve db after the race");
+}
+
 /// One test per mode and scenario.
 macro_rules! in_every_mode {
     ($($scenario:ident),* $(,)?) => {
@@ -533,6 +668,11 @@ macro_rules! in_every_mode {
             $(#[test] fn $scenario() { super::$scenario(super::Mode::Forward) })*
         }
     };
+}
+
+#[test]
+fn forward_an_upstream_change_before_porchs_approval_loses_nothing() {
+    an_upstream_change_before_porchs_approval_loses_nothing(Mode::Forward)
 }
 
 in_every_mode!(
