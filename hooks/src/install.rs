@@ -111,6 +111,11 @@ fn set(dir: &Path, key: &str, value: Option<&str>) -> Result<(), InstallError> {
 
 /// The repository's hooks directory (honouring `core.hooksPath`).
 fn hooks_dir(dir: &Path) -> Result<PathBuf, InstallError> {
+    // git names the default hooks directory relative to the current
+    // directory when the repository is given relatively, and a relative
+    // `core.hooksPath` as configured (relative to the repository): ask with
+    // the repository's absolute path so a relative answer is only the latter.
+    let dir = &std::path::absolute(dir).map_err(|e| io("resolve", dir, e))?;
     let (ok, path) = git(dir, &["rev-parse", "--git-path", "hooks"])?;
     if !ok {
         return Err(InstallError::NotARepository(

@@ -441,3 +441,51 @@ fn the_config_can_name_the_variable_that_carries_the_pusher() {
     ]);
     assert!(stderr(&out).contains("'reader'"), "{}", stderr(&out));
 }
+
+#[test]
+fn installing_into_a_repository_named_relatively_puts_the_hook_in_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("cadgate.toml");
+    std::fs::write(&config, scenarios::cadgate_config()).expect("config");
+    let repo = dir.path().join("root.git");
+    bare_repository(&repo);
+    // `cadgate hook install … root.git` run in the repository's parent.
+    let out = std::process::Command::new(cadgate_bin())
+        .current_dir(dir.path())
+        .args(["hook", "install", "--config"])
+        .arg(&config)
+        .args([
+            "--repository",
+            "root",
+            "--user-variable",
+            PUSHER,
+            "root.git",
+        ])
+        .output()
+        .expect("run cadgate hook install");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(repo.join("hooks/proc-receive").exists());
+    assert!(
+        !repo.join("root.git").exists(),
+        "installed below the repository"
+    );
+    let client = GitClient::new().with_env(PUSHER, "alice");
+    client.git(&["clone", "-q", &format!("file://{}", repo.display()), "w"]);
+    client.commit_package("w", "pkg", &[], "pkg");
+    let out = client.git_fails(&["-C", "w", "push", "origin", "HEAD:main"]);
+    assert!(
+        stderr(&out).contains("[direct-push-to-branch]"),
+        "{}",
+        stderr(&out)
+    );
+    // Uninstalling by the same relative name removes it.
+    let out = std::process::Command::new(cadgate_bin())
+        .current_dir(dir.path())
+        .args(["hook", "install", "--uninstall", "--config"])
+        .arg(&config)
+        .args(["--repository", "root", "root.git"])
+        .output()
+        .expect("run cadgate hook install --uninstall");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!repo.join("hooks/proc-receive").exists());
+}
