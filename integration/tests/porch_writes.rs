@@ -178,8 +178,9 @@ fn a_stale_porch_approval_is_refused_whole(mode: Mode) {
         accepted(mode, "init", &porch.init(package, "ws"));
         accepted(mode, "propose", &porch.propose(package, "ws").0);
     }
-    // A second Porch (another replica) made its approval of b before a landed.
-    let other = host.porch();
+    // A second Porch (another replica; in forward mode through another
+    // cadgate replica) made its approval of b before a landed.
+    let other = host.porch_elsewhere();
     let (out, a) = porch.approve("a", "ws", 1);
     accepted(mode, "approve a", &out);
     let mut expected = Expected::new(&host);

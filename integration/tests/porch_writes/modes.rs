@@ -73,6 +73,8 @@ pub fn bare_repository(path: &std::path::Path) {
 pub struct Host {
     mode: Mode,
     server: Option<Server>,
+    /// Forward mode's second cadgate replica in front of the same upstream.
+    replica: Option<Server>,
     apache: Option<Apache>,
 }
 
@@ -82,6 +84,7 @@ impl Host {
             Mode::Server => Self {
                 mode,
                 server: Some(Server::start(&config(""))),
+                replica: None,
                 apache: None,
             },
             Mode::Hook => {
@@ -107,6 +110,7 @@ impl Host {
                 Self {
                     mode,
                     server: None,
+                    replica: None,
                     apache: Some(apache),
                 }
             }
@@ -121,14 +125,15 @@ impl Host {
                 )
                 .expect("credentials");
                 apache.start(&[forwarder]);
-                let server = Server::start(&config(&format!(
+                let config = config(&format!(
                     "upstream = \"{}/git/{REPO}.git\"\nupstream_credentials = \"file:{}\"\n",
                     apache.base(),
                     credentials.display()
-                )));
+                ));
                 Self {
                     mode,
-                    server: Some(server),
+                    server: Some(Server::start(&config)),
+                    replica: Some(Server::start(&config)),
                     apache: Some(apache),
                 }
             }
@@ -164,6 +169,15 @@ impl Host {
 
     pub fn porch(&self) -> Porch {
         Porch::new(&self.url_as("porch"), "main")
+    }
+
+    /// Another Porch replica: in forward mode it reaches the upstream through
+    /// a second cadgate replica, elsewhere through the same URL.
+    pub fn porch_elsewhere(&self) -> Porch {
+        match &self.replica {
+            Some(replica) => Porch::new(&replica.url_as(&TestUser::new("porch"), REPO), "main"),
+            None => self.porch(),
+        }
     }
 
     /// Every branch and tag of the repository.
@@ -257,6 +271,13 @@ impl<'h> Expected<'h> {
             self.refs,
             "{mode:?}, after {step}: the refs ls-remote shows"
         );
+        if let Some(replica) = &self.host.replica {
+            assert_eq!(
+                ls_remote(&replica.url_as(&TestUser::new("porch"), REPO)),
+                self.refs,
+                "{mode:?}, after {step}: the refs ls-remote shows through the second replica"
+            );
+        }
         let published: BTreeMap<String, String> = self
             .refs
             .iter()
