@@ -292,7 +292,12 @@ fn an_upstream_change_before_porchs_approval_loses_nothing(mode: Mode) {
     expected.set("refs/heads/main", &hotfix);
 
     let (out, _) = porch.approve_without_fetch("web", "ws", 1);
-    refused_whole(mode, "a stale approval", &out);
+    refused(
+        mode,
+        "a stale approval",
+        &out,
+        "another ref of package web in this push was refused",
+    );
     expected.check("the stale approval");
 
     let (out, merge) = porch.approve("web", "ws", 1);
@@ -341,7 +346,12 @@ fn an_upstream_change_before_porchs_approval_loses_nothing(mode: Mode) {
     apache.hand_over();
     let (out, _) = porch.approve("db", "ws", 1);
     assert!(repo.join("raced").exists(), "the upstream never raced");
-    refused_whole(mode, "an approval the upstream refused", &out);
+    refused(
+        mode,
+        "an approval the upstream refused",
+        &out,
+        "stale-approval",
+    );
     expected.set("refs/heads/main", &racer);
     expected.check("the approval racing an upstream change");
     let (out, merge) = porch.approve("db", "ws", 1);

@@ -320,7 +320,7 @@ pub fn accepted(mode: Mode, step: &str, out: &Output) {
 }
 
 /// The push was refused, every ref of it.
-pub fn refused_whole(mode: Mode, step: &str, out: &Output) {
+fn refused_whole(mode: Mode, step: &str, out: &Output) {
     let verdicts = verdicts(out);
     assert!(
         !out.status.success() && !verdicts.is_empty() && verdicts.iter().all(|(_, ok)| !*ok),
