@@ -111,6 +111,11 @@ fn set(dir: &Path, key: &str, value: Option<&str>) -> Result<(), InstallError> {
 
 /// The repository's hooks directory (honouring `core.hooksPath`).
 fn hooks_dir(dir: &Path) -> Result<PathBuf, InstallError> {
+    // git names the default hooks directory relative to the current
+    // directory when the repository is given relatively, and a relative
+    // `core.hooksPath` as configured (relative to the repository): ask with
+    // the repository's absolute path so a relative answer is only the latter.
+    let dir = &std::path::absolute(dir).map_err(|e| io("resolve", dir, e))?;
     let (ok, path) = git(dir, &["rev-parse", "--git-path", "hooks"])?;
     if !ok {
         return Err(InstallError::NotARepository(
@@ -183,6 +188,21 @@ impl Installation {
         for (key, value) in SETTINGS {
             set(dir, key, Some(value))?;
         }
+        // The registered branch, as the server creates it on start: without
+        // it nothing can ever be published (a push to it must publish).
+        let authoring = Repo::open(dir).map_err(|e| InstallError::Io(e.to_string()))?;
+        let created = crate::branch::create_if_missing(&authoring, &repository.branch)
+            .map_err(|e| InstallError::Io(e.to_string()))?;
+        if created.is_some() {
+            // An empty repository's HEAD names git's default branch, which
+            // does not exist: clones then check nothing out. Name ours.
+            let (_, head) = git(dir, &["symbolic-ref", "-q", "HEAD"])?;
+            let (exists, _) = git(dir, &["rev-parse", "-q", "--verify", &head])?;
+            if !exists {
+                let branch_ref = format!("refs/heads/{}", repository.branch);
+                git(dir, &["symbolic-ref", "HEAD", &branch_ref])?;
+            }
+        }
         // The published view.
         let published = self.published_dir();
         let view = PublishedRepo::at(&published);
@@ -190,7 +210,6 @@ impl Installation {
             .map_err(|e| InstallError::Io(e.to_string()))?;
         // Served read-only by the host.
         set(&published, "http.receivepack", Some("false"))?;
-        let authoring = Repo::open(dir).map_err(|e| InstallError::Io(e.to_string()))?;
         view.sync(
             &authoring,
             &Layout::new(&repository.branch, &repository.directory),

@@ -18,10 +18,12 @@
 //! - [`proc_receive`]: the protocol git speaks with the `proc-receive` hook;
 //! - [`hook`]: the hook entry points (`cadgate-hook proc-receive`);
 //! - [`install`]: installing cadgate into a repository another Git server hosts;
+//! - [`branch`]: the registered branch, created when a repository lacks it;
 //! - [`process`]: the one way cadgate starts git (clean environment, `--`, deadlines).
 
 pub mod annotation;
 pub mod audit;
+pub mod branch;
 pub mod clone;
 pub mod enforce;
 pub mod events;

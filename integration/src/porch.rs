@@ -123,6 +123,43 @@ impl Porch {
         self.push(&[format!("{commit}:refs/heads/drafts/{package}/{workspace}")])
     }
 
+    /// edit: a new draft of a published package, copied from its revision
+    /// `revision` — a commit on the branch tip (git.go 470–481: a draft's
+    /// base is the branch) holding the revision's `F/`, message
+    /// `Creating new revision by copying previous revision` (git.go 81,
+    /// 1796–1813), pushed to `drafts/F/ws` (git.go 1891–1903).
+    pub fn edit(&self, package: &str, workspace: &str, revision: u64) -> Output {
+        self.fetch();
+        self.client.git_in(
+            "porch",
+            &[
+                "checkout",
+                "-q",
+                "--detach",
+                &format!("origin/{}", self.branch),
+            ],
+        );
+        self.client
+            .git_in("porch", &["rm", "-rq", "--ignore-unmatch", "--", package]);
+        self.client.git_in(
+            "porch",
+            &[
+                "checkout",
+                &format!("refs/tags/{package}/v{revision}"),
+                "--",
+                package,
+            ],
+        );
+        let message = format!(
+            "Creating new revision by copying previous revision\n\n{}\n",
+            annotation(package, workspace, None)
+        );
+        self.client
+            .git_in("porch", &["commit", "-q", "--allow-empty", "-m", &message]);
+        let commit = self.last_commit();
+        self.push(&[format!("{commit}:refs/heads/drafts/{package}/{workspace}")])
+    }
+
     /// propose: Porch renders the draft, committing `Rendering package`
     /// (git.go 80, 89–95) as a child of the draft tip changing only `F/`, then
     /// pushes it to `proposed/F/ws` and deletes the draft base in the same
@@ -256,6 +293,21 @@ impl Porch {
         self.push(&[format!(
             "{commit}:refs/heads/deletionProposed/{package}/v{revision}"
         )])
+    }
+
+    /// reject a deletion proposal (back to Published): the deletion of
+    /// `deletionProposed/F/vN` alone (git.go 1749–1757).
+    pub fn reject_delete(&self, package: &str, revision: u64) -> Output {
+        self.fetch();
+        self.push(&[format!(
+            ":refs/heads/deletionProposed/{package}/v{revision}"
+        )])
+    }
+
+    /// The commit Porch made last (its cached clone's `HEAD`): the draft
+    /// commit of [`Porch::init`] and [`Porch::update`].
+    pub fn last_commit(&self) -> String {
+        self.client.git_in("porch", &["rev-parse", "HEAD"])
     }
 
     /// delete of a DeletionProposed revision: the tag and the deletion

@@ -441,3 +441,114 @@ fn the_config_can_name_the_variable_that_carries_the_pusher() {
     ]);
     assert!(stderr(&out).contains("'reader'"), "{}", stderr(&out));
 }
+
+#[test]
+fn installing_into_a_repository_named_relatively_puts_the_hook_in_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("cadgate.toml");
+    std::fs::write(&config, scenarios::cadgate_config()).expect("config");
+    let repo = dir.path().join("root.git");
+    bare_repository(&repo);
+    // `cadgate hook install … root.git` run in the repository's parent.
+    let out = std::process::Command::new(cadgate_bin())
+        .current_dir(dir.path())
+        .args(["hook", "install", "--config"])
+        .arg(&config)
+        .args([
+            "--repository",
+            "root",
+            "--user-variable",
+            PUSHER,
+            "root.git",
+        ])
+        .output()
+        .expect("run cadgate hook install");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(repo.join("hooks/proc-receive").exists());
+    assert!(
+        !repo.join("root.git").exists(),
+        "installed below the repository"
+    );
+    let client = GitClient::new().with_env(PUSHER, "alice");
+    client.git(&["clone", "-q", &format!("file://{}", repo.display()), "w"]);
+    client.commit_package("w", "pkg", &[], "pkg");
+    let out = client.git_fails(&["-C", "w", "push", "origin", "HEAD:main"]);
+    assert!(
+        stderr(&out).contains("[direct-push-to-branch]"),
+        "{}",
+        stderr(&out)
+    );
+    // Uninstalling by the same relative name removes it.
+    let out = std::process::Command::new(cadgate_bin())
+        .current_dir(dir.path())
+        .args(["hook", "install", "--uninstall", "--config"])
+        .arg(&config)
+        .args(["--repository", "root", "root.git"])
+        .output()
+        .expect("run cadgate hook install --uninstall");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!repo.join("hooks/proc-receive").exists());
+}
+
+#[test]
+fn installing_into_an_empty_repository_creates_the_registered_branch_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("cadgate.toml");
+    std::fs::write(&config, scenarios::cadgate_config()).expect("config");
+    let repo = dir.path().join("root.git");
+    GitClient::new().git(&[
+        "init",
+        "-q",
+        "--bare",
+        "-b",
+        "trunk",
+        &repo.display().to_string(),
+    ]);
+    let out = install(&config, "root", &repo, &["--user-variable", PUSHER]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // As the server creates it on start: one commit with a README, no package.
+    let main = server_ref(&repo, "refs/heads/main").expect("the branch was created");
+    assert_eq!(
+        server_git(&repo, &["log", "--format=%s", "main"]),
+        "Initial commit: Creating main branch"
+    );
+    assert_eq!(
+        server_git(&repo, &["ls-tree", "--name-only", "main"]),
+        "README.md"
+    );
+    // HEAD named git's default branch, which does not exist: now ours.
+    assert_eq!(
+        server_git(&repo, &["symbolic-ref", "HEAD"]),
+        "refs/heads/main"
+    );
+    let sibling = dir.path().join("root.published.git");
+    assert_eq!(server_ref(&sibling, "refs/heads/main"), Some(main.clone()));
+    // Installing again leaves it as it is.
+    let out = install(&config, "root", &repo, &["--user-variable", PUSHER]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server_ref(&repo, "refs/heads/main"), Some(main));
+    // And the lifecycle runs on it: a draft is proposed and published.
+    let host = FileHostAt(repo.clone());
+    let lab = scenarios::Lab::new(&host, ROOT, "first");
+    let f = lab.f();
+    assert_eq!(lab.release(&f, "ws", "n: 1\n"), 1);
+}
+
+/// One hosted repository, pushed to over `file://` as the user `PUSHER` names.
+struct FileHostAt(PathBuf);
+
+impl Transport for FileHostAt {
+    fn name(&self) -> String {
+        "file:// with the hook, one repository".into()
+    }
+
+    fn clone_as(&self, user: &str, _repository: &str) -> GitClient {
+        let client = GitClient::new().with_env(PUSHER, user);
+        client.git(&["clone", "-q", &format!("file://{}", self.0.display()), "w"]);
+        client
+    }
+
+    fn repository_dir(&self, _repository: &str) -> PathBuf {
+        self.0.clone()
+    }
+}

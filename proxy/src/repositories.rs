@@ -41,9 +41,6 @@ const REPOSITORY_SETTINGS: &[(&str, &str)] = &[
     ("fetch.writeCommitGraph", "true"),
 ];
 
-/// Content of the first commit on a newly created registered branch.
-const README: &str = "Created by cadgate.\n\nPackages (directories with a Kptfile) are published here by cadgate;\npush drafts to refs/heads/drafts/<package>/<workspace>.\n";
-
 /// A registered repository.
 #[derive(Debug)]
 pub struct Repository {
@@ -352,44 +349,17 @@ async fn prepare(
         ));
     }
     if !has_branch {
-        let blob = run(
-            git,
-            Some(path),
-            &["hash-object", "-w", "--stdin"],
-            Some(README),
-        )
-        .await?;
-        let tree = run(
-            git,
-            Some(path),
-            &["mktree"],
-            Some(&format!("100644 blob {}\tREADME.md\n", blob.trim())),
-        )
-        .await?;
-        let message = format!("Initial commit: Creating {} branch", config.branch);
-        let commit = run(
-            git,
-            Some(path),
-            &["commit-tree", tree.trim(), "-m", &message],
-            None,
-        )
-        .await?;
-        // Create only if still absent: never overwrite a branch.
-        run(
-            git,
-            Some(path),
-            &[
-                "update-ref",
-                "-m",
-                "cadgate: create the registered branch",
-                &branch_ref,
-                commit.trim(),
-                "0000000000000000000000000000000000000000",
-            ],
-            None,
-        )
-        .await?;
-        tracing::info!(repository = %config.name, branch = %config.branch, "created the registered branch");
+        let (git_bin, dir, branch) = (git.to_path_buf(), path.to_path_buf(), config.branch.clone());
+        let created = tokio::task::spawn_blocking(move || {
+            let repo = cadgate_hooks::git::Repo::with_git(git_bin, &dir)?;
+            cadgate_hooks::branch::create_if_missing(&repo, &branch)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        if created.is_some() {
+            tracing::info!(repository = %config.name, branch = %config.branch, "created the registered branch");
+        }
     }
     run(
         git,
