@@ -64,6 +64,18 @@ fn porch_lifecycle_loses_nothing(mode: Mode) {
     // W2, refused as a whole: Porch numbers the revision 5, the next is 1.
     let (out, _) = porch.approve("web", "ws", 5);
     refused(mode, "approve as v5", &out, "approval-revision-number");
+    // The tag is refused because its approval was, and says so.
+    let tag_line = output(&out)
+        .lines()
+        .find(|l| l.contains("refs/tags/web/v5") && l.starts_with('!'))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        tag_line.contains("the approval of package web in this push was refused")
+            && tag_line.contains("approval-revision-number"),
+        "{mode:?}: the tag's refusal does not name its approval's: {tag_line:?}\n{}",
+        output(&out)
+    );
     expected.check("approve as v5");
 
     // W2: Porch's own approval merge, tag and the proposal's deletion.

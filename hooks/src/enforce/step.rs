@@ -93,6 +93,7 @@ pub(super) fn one_step_per_package(
         still_refused.push((i, wrong_number(layout, &commands[i], refusal, planned)));
     }
     *refusals = still_refused;
+    refused_with_its_approval(layout, commands, &steps, refusals);
     let refused_steps: Vec<(String, Refusal)> = refusals
         .iter()
         .filter_map(|(i, r)| steps[*i].clone().map(|s| (s, r.clone())))
@@ -152,5 +153,43 @@ pub(super) fn wrong_number(
             ),
         ),
         None => refusal,
+    }
+}
+
+/// A tag pushed beside an approval of the same package that was refused
+/// (Porch's approval merge naming the wrong number, or stale): the tag is
+/// refused because its approval was, which says more than "tags are created
+/// only by publishing".
+fn refused_with_its_approval(
+    layout: &Layout,
+    commands: &[Command],
+    steps: &[Option<String>],
+    refusals: &mut [(usize, Refusal)],
+) {
+    let branch = layout.branch_ref();
+    let approval: Vec<(String, Refusal)> = refusals
+        .iter()
+        .filter(|(i, _)| commands[*i].refname == branch)
+        .filter_map(|(i, r)| steps[*i].clone().map(|s| (s, r.clone())))
+        .collect();
+    for (i, refusal) in refusals.iter_mut() {
+        let is_tag = matches!(
+            layout.classify(&commands[*i].refname),
+            RefKind::Published { .. }
+        );
+        let Some((package, why)) = steps[*i]
+            .as_ref()
+            .filter(|_| is_tag && refusal.rule == "tag-is-made-by-publishing")
+            .and_then(|s| approval.iter().find(|(t, _)| t == s))
+        else {
+            continue;
+        };
+        *refusal = refuse(
+            "one-step-per-package",
+            format!(
+                "the approval of package {package} in this push was refused, so its tag was not created: [{}] {}",
+                why.rule, why.message
+            ),
+        );
     }
 }
