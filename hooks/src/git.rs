@@ -484,6 +484,48 @@ impl Repo {
         Ok(out)
     }
 
+    /// The packages below the directory `dir` of `commit` (`""`: the whole
+    /// tree), as Porch discovers them on a branch: a directory holding a
+    /// file `Kptfile` is a package, and nothing below a package is looked at
+    /// (porch pkg/externalrepo/git/package_tree.go `discoverPackages`, lines
+    /// 146–187). `dir` itself is not a package of its own directory.
+    pub fn package_dirs(&self, commit: &str, dir: &str) -> Result<Vec<String>, GitError> {
+        let mut out = Vec::new();
+        let dir = dir.trim_matches('/');
+        if let Some((mode, id)) = self.entry_at(commit, dir)? {
+            if mode.is_tree() {
+                for (name, mode, id) in self.entries(id)? {
+                    if mode.is_tree() {
+                        self.find_packages(id, &join(dir, &name.to_str_lossy()), &mut out)?;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn find_packages(
+        &self,
+        tree: ObjectId,
+        path: &str,
+        out: &mut Vec<String>,
+    ) -> Result<(), GitError> {
+        let entries = self.entries(tree)?;
+        if entries
+            .iter()
+            .any(|(name, mode, _)| name == "Kptfile" && mode.is_blob_or_symlink())
+        {
+            out.push(path.to_string());
+            return Ok(());
+        }
+        for (name, mode, id) in entries {
+            if mode.is_tree() {
+                self.find_packages(id, &join(path, &name.to_str_lossy()), out)?;
+            }
+        }
+        Ok(())
+    }
+
     fn walk(&self, tree: ObjectId, prefix: &str, out: &mut Vec<String>) -> Result<(), GitError> {
         for (name, mode, id) in self.entries(tree)? {
             let path = join(prefix, &name.to_str_lossy());

@@ -5,6 +5,11 @@
 //! published revisions from `F/vN` tags whose commit holds `F/Kptfile`;
 //! a `deletionProposed/F/vN` branch marks its revision DeletionProposed.
 //! Foreign tags and branches are ignored.
+//!
+//! [`placeholders`] adds what Porch lists besides: one placeholder revision
+//! per package on the registered branch (revision −1, workspace = the
+//! branch's name), which the API shows marked as such and which nothing
+//! numbers, counts as latest or clones from.
 
 use std::collections::HashMap;
 
@@ -61,6 +66,10 @@ pub struct PackageRevision {
     pub published_at: Option<i64>,
     /// The `upstreamLock` of its `F/Kptfile`, when it has one.
     pub upstream_lock: Option<UpstreamLock>,
+    /// Porch's placeholder revision of a package on the branch (revision −1
+    /// for Porch; `revision` is 0 here and `latest` false): see
+    /// [`placeholders`].
+    pub placeholder: bool,
 }
 
 /// The workspace an approval commit's annotation names for `package`.
@@ -136,6 +145,8 @@ struct MemoInner {
     facts: FxHashMap<String, FxHashMap<String, Arc<Facts>>>,
     facts_count: usize,
     trees: crate::git::TreeIndex,
+    /// The packages on a branch commit, by commit and directory.
+    packages_on: FxHashMap<(String, String), Arc<Vec<String>>>,
 }
 
 /// Entries a [`Memo`] holds before it starts over.
@@ -144,7 +155,7 @@ pub const MEMO_ENTRIES: usize = 1_000_000;
 impl Memo {
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoInner> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.facts_count + inner.peeled.len() > MEMO_ENTRIES {
+        if inner.facts_count + inner.peeled.len() + inner.packages_on.len() > MEMO_ENTRIES {
             *inner = MemoInner::default();
         }
         inner
@@ -206,6 +217,23 @@ impl MemoInner {
     }
 }
 
+impl MemoInner {
+    fn packages_on(
+        &mut self,
+        repo: &Repo,
+        commit: &str,
+        directory: &str,
+    ) -> Result<Arc<Vec<String>>, GitError> {
+        let key = (commit.to_string(), directory.to_string());
+        if let Some(found) = self.packages_on.get(&key) {
+            return Ok(found.clone());
+        }
+        let found = Arc::new(repo.package_dirs(commit, directory)?);
+        self.packages_on.insert(key, found.clone());
+        Ok(found)
+    }
+}
+
 /// The refs a listing reads: every branch and tag, or with `package` only
 /// the refs that can name its revisions (fast in a repository of thousands
 /// of packages: packed refs are searched by prefix).
@@ -219,6 +247,77 @@ pub fn listing_patterns(package: Option<&PackagePath>) -> Vec<String> {
             format!("{}{p}/", crate::refs::DELETION_PROPOSED),
         ],
     }
+}
+
+/// [`listing_patterns`] plus the registered branch, which
+/// [`placeholders`] read.
+pub fn listing_patterns_with_branch(layout: &Layout, package: Option<&PackagePath>) -> Vec<String> {
+    let mut patterns = listing_patterns(package);
+    if package.is_some() {
+        patterns.push(layout.branch_ref());
+    }
+    patterns
+}
+
+/// Porch's placeholder revisions among `refs` (which must hold the
+/// registered branch): one per package the branch's tip holds below the
+/// repository's directory, as Porch lists them
+/// (porch pkg/externalrepo/git/git.go `listPackageRevisions` lines 398–446
+/// and `discoverFinalizedPackages` lines 832–877; package_tree.go
+/// `buildGitPackageRevision` lines 97–104: the revision of the branch name
+/// is −1 and the workspace is the branch name): revision −1 (0 here, with
+/// `placeholder` set), workspace = the branch's name, the branch tip's
+/// commit, Published — or DeletionProposed while
+/// `deletionProposed/F/<branch>` exists (git.go `checkPublishedLifecycle`,
+/// lines 1700–1714). Never `latest`, never numbered.
+pub fn placeholders(
+    repo: &Repo,
+    layout: &Layout,
+    refs: &[(String, String)],
+    memo: &Memo,
+) -> Result<Vec<PackageRevision>, GitError> {
+    let mut tip = None;
+    let mut marked = std::collections::HashSet::new();
+    for (name, target) in refs {
+        match layout.classify(name) {
+            RefKind::Branch => tip = Some(target.clone()),
+            RefKind::PlaceholderDeletionProposed { package } => {
+                marked.insert(package);
+            }
+            _ => {}
+        }
+    }
+    let Some(tip) = tip else {
+        return Ok(Vec::new());
+    };
+    let mut memo = memo.lock();
+    let commit = memo.peel(repo, &tip);
+    let on_branch = memo.packages_on(repo, &commit, layout.directory())?;
+    let mut out = Vec::new();
+    for path in on_branch.iter() {
+        let Some(package) = layout.package(path) else {
+            continue;
+        };
+        let facts = memo.facts(repo, &commit, &package)?;
+        let lifecycle = if marked.contains(&package) {
+            Lifecycle::DeletionProposed
+        } else {
+            Lifecycle::Published
+        };
+        out.push(PackageRevision {
+            package,
+            workspace: layout.branch().to_string(),
+            revision: 0,
+            lifecycle,
+            latest: false,
+            commit: commit.clone(),
+            published_by: None,
+            published_at: None,
+            upstream_lock: facts.upstream_lock.clone(),
+            placeholder: true,
+        });
+    }
+    Ok(out)
 }
 
 /// List every package revision of the repository.
@@ -261,6 +360,7 @@ pub fn list_refs(
                     published_by: None,
                     published_at: None,
                     upstream_lock: facts.upstream_lock.clone(),
+                    placeholder: false,
                 });
             }
             RefKind::Published { package, revision } => tags.push((package, revision, target)),
@@ -299,6 +399,7 @@ pub fn list_refs(
             published_by: Some(facts.author_email.clone()),
             published_at: Some(facts.author_time),
             upstream_lock: facts.upstream_lock.clone(),
+            placeholder: false,
         });
     }
     for r in &mut out[first_published..] {

@@ -46,7 +46,8 @@ impl Snapshot {
                 RefKind::Draft { package, .. }
                 | RefKind::Proposed { package, .. }
                 | RefKind::Published { package, .. }
-                | RefKind::DeletionProposed { package, .. } => packages.push(package),
+                | RefKind::DeletionProposed { package, .. }
+                | RefKind::PlaceholderDeletionProposed { package } => packages.push(package),
                 _ => {}
             }
         }
@@ -59,6 +60,13 @@ impl Snapshot {
                         .into_iter()
                         .map(|(p, _, _)| p),
                 );
+                // Or deletes a package from the branch, Porch's way.
+                packages.extend(super::placeholder::package_deletion(
+                    repo,
+                    layout,
+                    &base,
+                    &command.new,
+                ));
             }
         }
         packages.sort_by(|a, b| a.as_str().cmp(b.as_str()));
