@@ -268,6 +268,59 @@ impl Porch {
         ])
     }
 
+    /// propose-delete of the placeholder revision of `package` (revision −1,
+    /// workspace = the branch's name, listed from the branch: git.go 398–446,
+    /// 832–877; package_tree.go 97–104): the commit Porch listed it at — the
+    /// branch tip it fetched — pushed to `deletionProposed/F/<branch>`
+    /// (git.go 1741–1748; ref.go 129–135, the `Revision <= 0` case).
+    pub fn propose_delete_placeholder(&self, package: &str) -> Output {
+        self.fetch();
+        let tip = self
+            .client
+            .git_in("porch", &["rev-parse", &format!("origin/{}", self.branch)]);
+        self.push(&[format!(
+            "{tip}:refs/heads/deletionProposed/{package}/{}",
+            self.branch
+        )])
+    }
+
+    /// delete of the placeholder revision of `package` (Porch's API requires
+    /// it DeletionProposed first: pkg/registry/porch/packagecommon.go
+    /// 447–455): a `Delete F` commit — child of the branch tip, its tree
+    /// without `F` (git.go 1318–1365 `createPackageDeleteCommitInRepo`,
+    /// message line 1358) — pushed to the branch (git.go 1385–1398), and the
+    /// deletion of `deletionProposed/F/<branch>` (git.go 612–616), in one
+    /// non-atomic push. Returns the push and the `Delete F` commit.
+    pub fn delete_placeholder(&self, package: &str) -> (Output, String) {
+        self.fetch();
+        let tip = self
+            .client
+            .git_in("porch", &["rev-parse", &format!("origin/{}", self.branch)]);
+        self.client
+            .git_in("porch", &["checkout", "-q", "--detach", &tip]);
+        self.client
+            .git_in("porch", &["rm", "-rq", "--", package]);
+        let tree = self.client.git_in("porch", &["write-tree"]);
+        let delete = self.client.git_in(
+            "porch",
+            &[
+                "commit-tree",
+                &tree,
+                "-p",
+                &tip,
+                "-m",
+                &format!("Delete {package}"),
+            ],
+        );
+        self.client
+            .git_in("porch", &["reset", "-q", "--hard", &tip]);
+        let out = self.push(&[
+            format!(":refs/heads/deletionProposed/{package}/{}", self.branch),
+            format!("{delete}:refs/heads/{}", self.branch),
+        ]);
+        (out, delete)
+    }
+
     /// delete of a draft or proposal: its ref deleted (git.go 626–637).
     pub fn delete_branch(&self, name: &str) -> Output {
         self.fetch();
