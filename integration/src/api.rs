@@ -169,7 +169,10 @@ pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
             }
         }
     }
-    let tip = server_git(repo, &["for-each-ref", "--format=%(objectname)", "refs/heads/main"]);
+    let tip = server_git(
+        repo,
+        &["for-each-ref", "--format=%(objectname)", "refs/heads/main"],
+    );
     let tip = tip.lines().next().unwrap_or_default().trim();
     if !tip.is_empty() {
         let files = server_git(repo, &["ls-tree", "-r", "--name-only", tip]);
@@ -189,7 +192,13 @@ pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
             } else {
                 "Published"
             };
-            rows.push((below(package), -1, lifecycle.to_string(), tip.to_string(), false));
+            rows.push((
+                below(package),
+                -1,
+                lifecycle.to_string(),
+                tip.to_string(),
+                false,
+            ));
         }
     }
     let mut latest: BTreeMap<String, u64> = BTreeMap::new();
@@ -205,7 +214,13 @@ pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
         };
         let is_latest = latest.get(&package) == Some(&n);
         let revision = i64::try_from(n).unwrap_or(i64::MAX);
-        rows.push((below(&package), revision, lifecycle.to_string(), commit, is_latest));
+        rows.push((
+            below(&package),
+            revision,
+            lifecycle.to_string(),
+            commit,
+            is_latest,
+        ));
     }
     rows.sort();
     rows

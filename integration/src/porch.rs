@@ -298,8 +298,7 @@ impl Porch {
             .git_in("porch", &["rev-parse", &format!("origin/{}", self.branch)]);
         self.client
             .git_in("porch", &["checkout", "-q", "--detach", &tip]);
-        self.client
-            .git_in("porch", &["rm", "-rq", "--", package]);
+        self.client.git_in("porch", &["rm", "-rq", "--", package]);
         let tree = self.client.git_in("porch", &["write-tree"]);
         let delete = self.client.git_in(
             "porch",

@@ -57,7 +57,7 @@ fn a_clone_from_a_registered_repository_records_its_upstream_as_kpt_does() {
         &alice,
         "/api/v1/repositories/catalog/revisions",
         &format!(
-            r#"{{"packageName":"catalog/web","workspaceName":"first","clone":{{"repository":"root","packageName":"{f}","revision":1}}}}"#
+            r#"{{"packageName":"web","workspaceName":"first","clone":{{"repository":"root","packageName":"{f}","revision":1}}}}"#
         ),
     );
     assert_eq!(status, 201, "{made}");

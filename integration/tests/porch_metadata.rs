@@ -167,7 +167,7 @@ fn a_clone_commit_carries_porchs_clone_task() {
         &TestUser::new("alice"),
         "/api/v1/repositories/catalog/revisions",
         &format!(
-            r#"{{"packageName":"catalog/web","workspaceName":"first","clone":{{"repository":"root","packageName":"{f}","revision":1}}}}"#
+            r#"{{"packageName":"web","workspaceName":"first","clone":{{"repository":"root","packageName":"{f}","revision":1}}}}"#
         ),
     );
     assert_eq!(status, 201, "{made}");
@@ -308,4 +308,119 @@ fn a_clone_records_the_registered_url_and_discovery_reads_both_forms() {
         assert_eq!(upstream["packageName"], up.as_str(), "{package}");
         assert_eq!(upstream["behind"], true, "{package}: {listed:?}");
     }
+}
+
+/// M5 — Porch names a package by its path below the repository's
+/// registered `directory`: `discoverPackages` builds the key from the tree
+/// path with the directory trimmed (`pkg/externalrepo/git/package_tree.go`
+/// line 160, `strings.TrimPrefix(treePath, repoKey.Path)`), `packageName`
+/// is `PackageKey.ToPkgPathname()` (`package.go` line 113;
+/// `pkg/repository/repository.go` lines 158–160) and the object name
+/// `ComposePkgRevObjName(repo, path, package, workspace)`
+/// (`pkg/util/util.go` lines 160–167) — while refs keep the full path
+/// (`ToFullPathname`, repository.go lines 162–164; ref.go 121–135).
+/// cadgate's API does the same for a repository registered with
+/// `directory = "catalog"`: names, `packageName`, the `package=` filter,
+/// `packageName` in requests and `upstream.packageName`; API-name
+/// uniqueness holds for the names below the directory. On the old code the
+/// listing said `catalog/apps/web` and `catalog.catalog.apps.web.ws`.
+#[test]
+fn names_leave_out_the_repository_directory_as_porch_does() {
+    let host = CadgateServer::start("");
+    let server = &host.server;
+    let (alice, bob, rita) = (
+        TestUser::new("alice"),
+        TestUser::new("bob"),
+        TestUser::new("rita"),
+    );
+    let repo = server.repo_dir("catalog");
+    let (status, made) = api::post(
+        server,
+        &alice,
+        "/api/v1/repositories/catalog/revisions",
+        r#"{"packageName":"apps/web","workspaceName":"ws","init":{"description":"d"}}"#,
+    );
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["packageName"], "apps/web");
+    assert_eq!(made["name"], "catalog.apps.web.ws");
+    // The refs keep Porch's full path.
+    assert!(server_ref(&repo, "refs/heads/drafts/catalog/apps/web/ws").is_some());
+
+    // Lifecycle actions by the name the listing gives.
+    let act = |user: &TestUser, name: &str, action: &str| {
+        let (status, body) = api::post(
+            server,
+            user,
+            &format!("/api/v1/repositories/catalog/revisions/{name}/{action}"),
+            "",
+        );
+        assert_eq!(status, 200, "{action} {name}: {body}");
+        body
+    };
+    act(&alice, "catalog.apps.web.ws", "propose");
+    let after = act(&bob, "catalog.apps.web.ws", "approve");
+    assert!(
+        after["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|r| r["name"] == "catalog.apps.web.main" && r["placeholder"] == true),
+        "{after}"
+    );
+
+    let items = api::revisions(server, &rita, "catalog", "package=apps/web");
+    let names: Vec<&str> = items.iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["catalog.apps.web.main", "catalog.apps.web.ws"],
+        "{items:?}"
+    );
+    assert!(items.iter().all(|r| r["packageName"] == "apps/web"));
+    let (status, one) = api::call(
+        server,
+        Some(&rita),
+        "/api/v1/repositories/catalog/revisions/catalog.apps.web.ws",
+    );
+    assert_eq!((status, one["revision"].as_i64()), (200, Some(1)), "{one}");
+    // The full path is not a packageName of this repository.
+    assert!(api::revisions(server, &rita, "catalog", "package=catalog/apps/web").is_empty());
+
+    // A clone names the upstream by its packageName; the lock records the
+    // package's directory in Git, the full path (M7).
+    let (status, clone) = api::post(
+        server,
+        &alice,
+        "/api/v1/repositories/root/revisions",
+        r#"{"packageName":"site","workspaceName":"ws","clone":{"repository":"catalog","packageName":"apps/web"}}"#,
+    );
+    assert_eq!(status, 201, "{clone}");
+    assert_eq!(
+        clone["upstreamLock"]["git"]["directory"],
+        "catalog/apps/web"
+    );
+    assert_eq!(clone["upstreamLock"]["git"]["ref"], "catalog/apps/web/v1");
+    let site = api::revisions(server, &alice, "root", "package=site");
+    let upstream = &site[0]["upstream"];
+    assert_eq!(upstream["repository"], "catalog", "{site:?}");
+    assert_eq!(upstream["packageName"], "apps/web", "{site:?}");
+
+    // Two packages one API name apart are refused; the key is the name
+    // below the directory (`x.y`), as in the object names.
+    let planted = server_ref(&repo, "refs/heads/main").expect("main");
+    server_git(
+        &repo,
+        &["update-ref", "refs/heads/drafts/catalog/x.y/w1", &planted],
+    );
+    let (status, body) = api::post(
+        server,
+        &alice,
+        "/api/v1/repositories/catalog/revisions",
+        r#"{"packageName":"x/y","workspaceName":"w2","init":{}}"#,
+    );
+    assert_eq!(status, 409, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("api-name-is-unique") && error.contains("both are x.y "),
+        "{body}"
+    );
 }

@@ -290,7 +290,10 @@ upstreamLock:\n  type: git\n  git:\n    repo: https://example.com/r.git\n    dir
         "{}",
         output(&out)
     );
-    assert_eq!(server_ref(&repo, "refs/heads/deletionProposed/web/main"), None);
+    assert_eq!(
+        server_ref(&repo, "refs/heads/deletionProposed/web/main"),
+        None
+    );
 
     // Delete without a proposal: refused, nothing moves.
     let (out, _) = porch.delete_placeholder("legacy");
@@ -309,7 +312,10 @@ upstreamLock:\n  type: git\n  git:\n    repo: https://example.com/r.git\n    dir
         server_ref(&repo, "refs/heads/deletionProposed/legacy/main"),
         Some(main.clone())
     );
-    assert_eq!(listed(&server, "legacy")[0]["lifecycle"], "DeletionProposed");
+    assert_eq!(
+        listed(&server, "legacy")[0]["lifecycle"],
+        "DeletionProposed"
+    );
 
     // Only an approver deletes: the author's whole step is refused.
     let (out, _) = dev.delete_placeholder("legacy");
@@ -355,18 +361,14 @@ upstreamLock:\n  type: git\n  git:\n    repo: https://example.com/r.git\n    dir
 
     // A Delete commit that changes anything besides the package is a
     // direct push to the branch.
-    porch
-        .git()
-        .git_in("porch", &["fetch", "-q", "origin"]);
+    porch.git().git_in("porch", &["fetch", "-q", "origin"]);
     porch
         .git()
         .git_in("porch", &["checkout", "-q", "--detach", &delete]);
     porch.git().git_in("porch", &["rm", "-rq", "--", "kept"]);
-    let more = porch.git().commit_files(
-        "porch",
-        &[("web/extra.yaml", b"x: 1\n")],
-        "Delete kept",
-    );
+    let more = porch
+        .git()
+        .commit_files("porch", &[("web/extra.yaml", b"x: 1\n")], "Delete kept");
     let out = porch
         .git()
         .command(&[
@@ -386,4 +388,47 @@ upstreamLock:\n  type: git\n  git:\n    repo: https://example.com/r.git\n    dir
     );
     assert_eq!(server_ref(&repo, "refs/heads/main"), Some(delete));
     assert!(server_ref(&repo, "refs/heads/deletionProposed/kept/main").is_some());
+}
+
+/// M3 through the API: the placeholder `r.F.main` is proposed for deletion
+/// and deleted by name, the server writing Porch's `Delete F` commit
+/// (git.go 1318–1365) and pushing it with the marker's deletion, judged by
+/// the same hook as Porch's own push.
+#[test]
+fn the_api_deletes_a_package_from_the_branch_by_its_placeholder() {
+    let server = Server::start(&config());
+    let repo = server.repo_dir("r");
+    let legacy = kptfile("legacy");
+    seed_branch(&server, &[("legacy/Kptfile", legacy.as_bytes())]);
+    let main = server_ref(&repo, "refs/heads/main").expect("main");
+    let act = |user: &str, action: &str| {
+        api::post(
+            &server,
+            &TestUser::new(user),
+            &format!("/api/v1/repositories/r/revisions/r.legacy.main/{action}"),
+            "",
+        )
+    };
+    let (status, body) = act("dev", "propose-delete");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"][0]["lifecycle"], "DeletionProposed", "{body}");
+    assert_eq!(
+        server_ref(&repo, "refs/heads/deletionProposed/legacy/main"),
+        Some(main.clone())
+    );
+    let (status, body) = act("dev", "delete");
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = act("porch", "delete");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"], serde_json::json!([]), "{body}");
+    let tip = server_ref(&repo, "refs/heads/main").expect("main");
+    assert_eq!(server_git(&repo, &["rev-parse", &format!("{tip}^")]), main);
+    assert_eq!(
+        server_git(&repo, &["log", "-1", "--format=%s", &tip]),
+        "Delete legacy"
+    );
+    assert_eq!(
+        server_ref(&repo, "refs/heads/deletionProposed/legacy/main"),
+        None
+    );
 }

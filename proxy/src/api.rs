@@ -685,8 +685,8 @@ async fn behind(
         for r in &current {
             if let Some(status) = upstream_status(state, r, &latest).filter(|s| s.behind) {
                 let layout = Layout::new(&repo.config.branch, &repo.config.directory);
-                let json = RevisionJson::new(&repo.config.name, &layout, r)
-                    .with_upstream(Some(status));
+                let json =
+                    RevisionJson::new(&repo.config.name, &layout, r).with_upstream(Some(status));
                 items.push(
                     serde_json::to_value(json)
                         .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?,
@@ -707,9 +707,9 @@ pub(crate) fn find_revision<'a>(
     listed: &'a [PackageRevision],
     name: &str,
 ) -> Result<&'a PackageRevision, HttpError> {
-    let mut found = listed
-        .iter()
-        .filter(|r| revision_name(repository, layout.package_name(&r.package), &r.workspace) == name);
+    let mut found = listed.iter().filter(|r| {
+        revision_name(repository, layout.package_name(&r.package), &r.workspace) == name
+    });
     let first = found.next().ok_or_else(|| {
         HttpError::not_found(format!(
             "repository '{repository}' has no package revision '{name}'"
