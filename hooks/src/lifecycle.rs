@@ -432,6 +432,28 @@ mod tests {
             classify(cmd(C, ZERO_OID, "refs/tags/old/v3")),
             Ok(Transition::ApproveDeletion { .. })
         ));
+        // Porch's placeholder (porch ref.go 129–135): propose and reject
+        // removing a package from the branch.
+        assert!(matches!(
+            classify(cmd(ZERO_OID, C, "refs/heads/deletionProposed/pkg/main")),
+            Ok(Transition::ProposePackageDeletion { .. })
+        ));
+        assert!(matches!(
+            classify(cmd(C, ZERO_OID, "refs/heads/deletionProposed/pkg/main")),
+            Ok(Transition::RejectPackageDeletion { .. })
+        ));
+        assert_eq!(
+            rule(classify(cmd(C, A, "refs/heads/deletionProposed/pkg/main"))),
+            "deletion-proposal-at-the-branch"
+        );
+        let propose = Transition::ProposePackageDeletion {
+            package: Layout::new("main", "").package("pkg").expect("a package"),
+        };
+        assert_eq!(propose.required_role(), Role::Author);
+        let delete = Transition::DeletePackage {
+            package: Layout::new("main", "").package("pkg").expect("a package"),
+        };
+        assert_eq!(delete.required_role(), Role::Approver);
     }
 
     #[test]
