@@ -145,8 +145,10 @@ struct MemoInner {
     facts: FxHashMap<String, FxHashMap<String, Arc<Facts>>>,
     facts_count: usize,
     trees: crate::git::TreeIndex,
-    /// The packages on a branch commit, by commit and directory.
-    packages_on: FxHashMap<(String, String), Arc<Vec<String>>>,
+    /// The packages below trees (for the placeholders of a branch).
+    package_trees: crate::git::PackageTrees,
+    /// The `upstreamLock` of a Kptfile, by its blob id.
+    locks: FxHashMap<String, Option<UpstreamLock>>,
 }
 
 /// Entries a [`Memo`] holds before it starts over.
@@ -155,7 +157,7 @@ pub const MEMO_ENTRIES: usize = 1_000_000;
 impl Memo {
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoInner> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.facts_count + inner.peeled.len() + inner.packages_on.len() > MEMO_ENTRIES {
+        if inner.facts_count + inner.peeled.len() + inner.locks.len() > MEMO_ENTRIES {
             *inner = MemoInner::default();
         }
         inner
@@ -218,19 +220,16 @@ impl MemoInner {
 }
 
 impl MemoInner {
-    fn packages_on(
-        &mut self,
-        repo: &Repo,
-        commit: &str,
-        directory: &str,
-    ) -> Result<Arc<Vec<String>>, GitError> {
-        let key = (commit.to_string(), directory.to_string());
-        if let Some(found) = self.packages_on.get(&key) {
-            return Ok(found.clone());
+    /// The `upstreamLock` of the Kptfile blob `blob`, read once.
+    fn lock_of(&mut self, repo: &Repo, blob: &str) -> Result<Option<UpstreamLock>, GitError> {
+        if let Some(lock) = self.locks.get(blob) {
+            return Ok(lock.clone());
         }
-        let found = Arc::new(repo.package_dirs(commit, directory)?);
-        self.packages_on.insert(key, found.clone());
-        Ok(found)
+        let lock = repo
+            .read_blob(blob)?
+            .and_then(|data| upstream_lock_of(&String::from_utf8_lossy(&data)));
+        self.locks.insert(blob.to_string(), lock.clone());
+        Ok(lock)
     }
 }
 
@@ -292,13 +291,13 @@ pub fn placeholders(
     };
     let mut memo = memo.lock();
     let commit = memo.peel(repo, &tip);
-    let on_branch = memo.packages_on(repo, &commit, layout.directory())?;
+    let on_branch = repo.package_dirs(&commit, layout.directory(), &mut memo.package_trees)?;
     let mut out = Vec::new();
-    for path in on_branch.iter() {
-        let Some(package) = layout.package(path) else {
+    for (path, kptfile) in on_branch {
+        let Some(package) = layout.package(&path) else {
             continue;
         };
-        let facts = memo.facts(repo, &commit, &package)?;
+        let upstream_lock = memo.lock_of(repo, &kptfile)?;
         let lifecycle = if marked.contains(&package) {
             Lifecycle::DeletionProposed
         } else {
@@ -313,7 +312,7 @@ pub fn placeholders(
             commit: commit.clone(),
             published_by: None,
             published_at: None,
-            upstream_lock: facts.upstream_lock.clone(),
+            upstream_lock,
             placeholder: true,
         });
     }

@@ -496,13 +496,9 @@ async fn list_refs(
         let layout = Layout::new(&repo.config.branch, &repo.config.directory);
         let mut listed = listing::list_refs(&git, &layout, &refs, &repo.listing_memo)?;
         if placeholders {
-            listed.extend(listing::placeholders(
-                &git,
-                &layout,
-                &refs,
-                &repo.listing_memo,
-            )?);
-            listed.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+            let mut extra = listing::placeholders(&git, &layout, &refs, &repo.listing_memo)?;
+            extra.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+            listed = merge_sorted(listed, extra);
         }
         if let Some(package) = &package {
             listed.retain(|r| r.package == *package);
@@ -510,6 +506,21 @@ async fn list_refs(
         Ok(listed)
     })
     .await
+}
+
+/// Two listings sorted by [`PackageRevision::sort_key`] as one, in one
+/// pass (the full listing can hold a hundred thousand revisions).
+fn merge_sorted(a: Vec<PackageRevision>, b: Vec<PackageRevision>) -> Vec<PackageRevision> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let mut b = b.into_iter().peekable();
+    for r in a {
+        while let Some(next) = b.next_if(|x| x.sort_key() < r.sort_key()) {
+            out.push(next);
+        }
+        out.push(r);
+    }
+    out.extend(b);
+    out
 }
 
 /// Run repository reading off the async threads.
