@@ -419,3 +419,90 @@ impl PackageRevision {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::{PackageTrees, Signature};
+    use crate::process::GitCommand;
+
+    /// Porch's discovery (package_tree.go 146–187): a directory holding a
+    /// `Kptfile` is a package and nothing below it is one; the directory
+    /// itself is not; cached trees give the same answer.
+    #[test]
+    fn packages_on_the_branch_are_found_as_porch_finds_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("r.git");
+        GitCommand::new(std::path::Path::new("git"))
+            .args(["init", "--bare", "--quiet"])
+            .arg(&path)
+            .run()
+            .expect("init");
+        let repo = Repo::open(&path).expect("open");
+        let file = |p: &str| (p.to_string(), b"kind: Kptfile\n".to_vec());
+        let tree = repo
+            .tree_with_files(
+                None,
+                &[
+                    file("d/Kptfile"),
+                    file("d/a/Kptfile"),
+                    file("d/a/inner/Kptfile"),
+                    file("d/b/c/Kptfile"),
+                    ("d/b/readme".to_string(), b"x".to_vec()),
+                    file("other/Kptfile"),
+                ],
+            )
+            .expect("tree");
+        let author = Signature {
+            name: "t".into(),
+            email: "t@example.com".into(),
+        };
+        let commit = repo
+            .commit_tree(&tree, &[], "x\n", &author)
+            .expect("commit");
+        let mut cache = PackageTrees::default();
+        let found = |cache: &mut PackageTrees, dir: &str| {
+            let mut paths: Vec<String> = repo
+                .package_dirs(&commit, dir, cache)
+                .expect("walk")
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            paths.sort();
+            paths
+        };
+        assert_eq!(found(&mut cache, "d"), ["d/a", "d/b/c"]);
+        assert_eq!(found(&mut cache, "d"), ["d/a", "d/b/c"]);
+        assert_eq!(found(&mut cache, ""), ["d", "other"]);
+        assert!(found(&mut cache, "missing").is_empty());
+
+        let layout = Layout::new("main", "d");
+        let refs = vec![
+            ("refs/heads/main".to_string(), commit.clone()),
+            (
+                "refs/heads/deletionProposed/d/b/c/main".to_string(),
+                commit.clone(),
+            ),
+        ];
+        let listed = placeholders(&repo, &layout, &refs, &Memo::default()).expect("listed");
+        let shown: Vec<(&str, &str, Lifecycle, bool, bool)> = listed
+            .iter()
+            .map(|r| {
+                (
+                    r.package.as_str(),
+                    r.workspace.as_str(),
+                    r.lifecycle,
+                    r.placeholder,
+                    r.latest,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("d/a", "main", Lifecycle::Published, true, false),
+                ("d/b/c", "main", Lifecycle::DeletionProposed, true, false)
+            ]
+        );
+    }
+}
