@@ -340,6 +340,16 @@ upstreamLock:\n  type: git\n  git:\n    repo: https://example.com/r.git\n    dir
     assert!(tree.lines().any(|l| l == "kept"), "{tree}");
     assert!(listed(&server, "legacy").is_empty());
     assert_eq!(listed(&server, "kept")[0]["commit"], delete.as_str());
+    // The published view follows the branch.
+    let published = porch.git().git_in(
+        "porch",
+        &[
+            "ls-remote",
+            &server.url_as(&TestUser::new("porch"), "published/r"),
+            "refs/heads/main",
+        ],
+    );
+    assert!(published.starts_with(&delete), "{published}");
 
     // Reject: the proposal goes, the package stays.
     assert!(porch.propose_delete_placeholder("kept").status.success());
@@ -426,6 +436,33 @@ fn the_api_deletes_a_package_from_the_branch_by_its_placeholder() {
     assert_eq!(
         server_git(&repo, &["log", "-1", "--format=%s", &tip]),
         "Delete legacy"
+    );
+    // Recorded as the deletion events of the placeholder (docs/events.md).
+    let log = std::fs::read_to_string(repo.join("cadgate-events.log")).expect("the event log");
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let last: Vec<(&str, &str, &str, i64)> = events
+        .iter()
+        .rev()
+        .take(2)
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or_default(),
+                e["package"].as_str().unwrap_or_default(),
+                e["workspace"].as_str().unwrap_or_default(),
+                e["revision"].as_i64().unwrap_or(-9),
+            )
+        })
+        .collect();
+    assert_eq!(
+        last,
+        [
+            ("deleted", "legacy", "main", 0),
+            ("deletion-proposed", "legacy", "main", 0)
+        ],
+        "{log}"
     );
     assert_eq!(
         server_ref(&repo, "refs/heads/deletionProposed/legacy/main"),
