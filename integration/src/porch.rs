@@ -34,7 +34,12 @@ fn annotation(package: &str, workspace: &str, revision: Option<u64>) -> String {
 impl Porch {
     /// Porch with its cached clone of `url` (branch `branch`).
     pub fn new(url: &str, branch: &str) -> Self {
-        let client = GitClient::new();
+        Self::with_client(GitClient::new(), url, branch)
+    }
+
+    /// [`Porch::new`] with `client` (e.g. one that names the pusher for a
+    /// hook-mode host).
+    pub fn with_client(client: GitClient, url: &str, branch: &str) -> Self {
         client.git(&["clone", "-q", url, "porch"]);
         client.git_in("porch", &["config", "user.name", "porch"]);
         client.git_in("porch", &["config", "user.email", "porch@example.com"]);
