@@ -261,7 +261,7 @@ pub fn listing_patterns_with_branch(layout: &Layout, package: Option<&PackagePat
 /// Porch's placeholder revisions among `refs` (which must hold the
 /// registered branch): one per package the branch's tip holds below the
 /// repository's directory, as Porch lists them
-/// (porch pkg/externalrepo/git/git.go `listPackageRevisions` lines 398–446
+/// (porch pkg/externalrepo/git/git.go `listPackageRevisions` lines 374–453
 /// and `discoverFinalizedPackages` lines 832–877; package_tree.go
 /// `buildGitPackageRevision` lines 97–104: the revision of the branch name
 /// is −1 and the workspace is the branch name): revision −1 (0 here, with

@@ -87,7 +87,7 @@ pub fn rows(items: &[serde_json::Value]) -> Vec<Row> {
 /// and Porch's placeholder (revision −1, never latest) per package on the
 /// branch `main` — a top-most directory holding a `Kptfile` — at the
 /// branch's tip, DeletionProposed when `deletionProposed/F/main` exists
-/// (porch pkg/externalrepo/git/git.go lines 398–446, 832–877, 1700–1714).
+/// (porch pkg/externalrepo/git/git.go lines 374–453, 832–877, 1700–1714).
 /// Packages are named by their path below `directory`.
 pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
     let directory = directory.trim_matches('/');

@@ -274,7 +274,7 @@ impl Porch {
     }
 
     /// propose-delete of the placeholder revision of `package` (revision −1,
-    /// workspace = the branch's name, listed from the branch: git.go 398–446,
+    /// workspace = the branch's name, listed from the branch: git.go 374–453,
     /// 832–877; package_tree.go 97–104): the commit Porch listed it at — the
     /// branch tip it fetched — pushed to `deletionProposed/F/<branch>`
     /// (git.go 1741–1748; ref.go 129–135, the `Revision <= 0` case).
@@ -293,8 +293,8 @@ impl Porch {
     /// it DeletionProposed first: pkg/registry/porch/packagecommon.go
     /// 447–455): a `Delete F` commit — child of the branch tip, its tree
     /// without `F` (git.go 1318–1365 `createPackageDeleteCommitInRepo`,
-    /// message line 1358) — pushed to the branch (git.go 1385–1398), and the
-    /// deletion of `deletionProposed/F/<branch>` (git.go 612–616), in one
+    /// message line 1359) — pushed to the branch (git.go 1386–1398), and the
+    /// deletion of `deletionProposed/F/<branch>` (git.go 638–641), in one
     /// non-atomic push. Returns the push and the `Delete F` commit.
     pub fn delete_placeholder(&self, package: &str) -> (Output, String) {
         self.fetch();

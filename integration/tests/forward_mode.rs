@@ -543,7 +543,7 @@ fn an_upstream_that_refuses_or_fails_gets_a_clear_message_and_fetches_keep_worki
 /// branch is listed as Porch's placeholder, and Porch's removal of it
 /// (`deletionProposed/F/main`, then the `Delete F` commit with the
 /// marker's deletion: porch pkg/externalrepo/git/git.go 1741–1748,
-/// 1318–1365, 609–625) is forwarded upstream as one step.
+/// 1318–1365, 638–641) is forwarded upstream as one step.
 #[test]
 fn porch_removes_a_package_from_the_upstreams_branch_through_cadgate() {
     let host = Forwarded::start(1);

@@ -444,7 +444,7 @@ fn the_config_can_name_the_variable_that_carries_the_pusher() {
 
 /// M3 in hook mode: Porch's removal of a package the branch holds without
 /// revisions (porch pkg/externalrepo/git/git.go 1741–1748, 1318–1365,
-/// 609–625) is judged by the installed hook as over the server.
+/// 638–641) is judged by the installed hook as over the server.
 #[test]
 fn porch_removes_a_package_from_the_branch_over_file_urls() {
     let host = FileHost::start();

@@ -237,8 +237,8 @@ fn listed(server: &Server, package: &str) -> Vec<serde_json::Value> {
 /// revision (revision −1, workspace `main`): propose with
 /// `deletionProposed/F/main` at the branch tip it listed (git.go 1741–1748,
 /// ref.go 129–135), then one non-atomic push of a `Delete F` commit on the
-/// branch and the marker's deletion (git.go 609–625, 1318–1365,
-/// 1385–1398). cadgate judges both as lifecycle steps with the roles of a
+/// branch and the marker's deletion (git.go 638–641, 1318–1365,
+/// 1386–1398). cadgate judges both as lifecycle steps with the roles of a
 /// deletion, refuses while the package has published revisions (the branch
 /// holds their latest) or while another package's upstreamLock follows it
 /// on the branch, and refuses a Delete commit that removes anything else.
@@ -269,7 +269,7 @@ upstreamLock:\n  type: git\n  git:\n    repo: https://example.com/r.git\n    dir
     assert!(porch.approve("web", "ws", 1).0.status.success());
     let main = server_ref(&repo, "refs/heads/main").expect("main");
 
-    // Listed as Porch lists it (git.go 398–446; package_tree.go 97–104).
+    // Listed as Porch lists it (git.go 374–453; package_tree.go 97–104).
     let items = listed(&server, "legacy");
     assert_eq!(items.len(), 1, "{items:?}");
     let placeholder = &items[0];

@@ -8,9 +8,9 @@
 //!    from ref.go `createDeletionProposedName`, lines 129–135);
 //! 2. delete: one push of a `Delete F` commit on `B` — child of the tip, the
 //!    tip's tree without `F` (`createPackageDeleteCommitInRepo`, lines
-//!    1318–1365, pushed by `executeCommitOperations`, lines 1385–1398) — and
+//!    1318–1365, pushed by `executeCommitOperations`, lines 1386–1398) — and
 //!    the deletion of `deletionProposed/F/B` (`DeletePackageRevision`,
-//!    lines 612–616; Porch's API requires the proposal first:
+//!    lines 638–641; Porch's API requires the proposal first:
 //!    pkg/registry/porch/packagecommon.go lines 447–455).
 //!
 //! cadgate accepts both as lifecycle steps with the roles of a revision's
