@@ -206,9 +206,10 @@ pub fn validate_new_package_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The part of an API revision name (`repo.<this>.ws`) a package path maps
-/// to: its `/` become `.`, so `x.y` and `x/y` map alike; two packages of one
-/// repository with one key cannot both exist.
+/// The part of an API revision name (`repo.<this>.ws`) a package's path
+/// below the repository's directory (its API `packageName`, as Porch names
+/// objects) maps to: its `/` become `.`, so `x.y` and `x/y` map alike; two
+/// packages of one repository with one key cannot both exist.
 pub fn api_name_key(package: &str) -> String {
     package.replace('/', ".")
 }

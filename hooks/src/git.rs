@@ -484,6 +484,71 @@ impl Repo {
         Ok(out)
     }
 
+    /// The packages below the directory `dir` of `commit` (`""`: the whole
+    /// tree), as Porch discovers them on a branch: a directory holding a
+    /// file `Kptfile` is a package, and nothing below a package is looked at
+    /// (porch pkg/externalrepo/git/package_tree.go `discoverPackages`, lines
+    /// 146–187). `dir` itself is not a package of its own directory. Each
+    /// package comes with its Kptfile's blob id. Subtrees already looked at
+    /// are taken from `cache` (trees never change), so after a publish only
+    /// the trees that changed are read.
+    pub fn package_dirs(
+        &self,
+        commit: &str,
+        dir: &str,
+        cache: &mut PackageTrees,
+    ) -> Result<Vec<(String, String)>, GitError> {
+        let mut out = Vec::new();
+        let dir = dir.trim_matches('/');
+        if let Some((mode, id)) = self.entry_at(commit, dir)? {
+            if mode.is_tree() {
+                for (name, mode, id) in self.entries(id)? {
+                    if mode.is_tree() {
+                        let prefix = join(dir, &name.to_str_lossy());
+                        for (below, blob) in self.packages_below(id, cache)?.iter() {
+                            out.push((join(&prefix, below), blob.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The packages at or below `tree`, as (path relative to it, Kptfile
+    /// blob): `tree` itself (path "") when it holds a `Kptfile`.
+    fn packages_below(
+        &self,
+        tree: ObjectId,
+        cache: &mut PackageTrees,
+    ) -> Result<std::sync::Arc<Vec<(String, ObjectId)>>, GitError> {
+        if let Some(found) = cache.trees.get(&tree) {
+            return Ok(found.clone());
+        }
+        let entries = self.entries(tree)?;
+        let kptfile = entries
+            .iter()
+            .find(|(name, mode, _)| name == "Kptfile" && mode.is_blob_or_symlink());
+        let found = match kptfile {
+            Some((_, _, blob)) => vec![(String::new(), *blob)],
+            None => {
+                let mut found = Vec::new();
+                for (name, mode, id) in &entries {
+                    if mode.is_tree() {
+                        let name = name.to_str_lossy();
+                        for (below, blob) in self.packages_below(*id, cache)?.iter() {
+                            found.push((join(&name, below), *blob));
+                        }
+                    }
+                }
+                found
+            }
+        };
+        let found = std::sync::Arc::new(found);
+        cache.insert(tree, found.clone());
+        Ok(found)
+    }
+
     fn walk(&self, tree: ObjectId, prefix: &str, out: &mut Vec<String>) -> Result<(), GitError> {
         for (name, mode, id) in self.entries(tree)? {
             let path = join(prefix, &name.to_str_lossy());
@@ -713,6 +778,29 @@ impl TreeIndex {
     }
 }
 
+/// The packages found below trees, by tree id (see
+/// [`Repo::package_dirs`]). Bounded: past [`PackageTrees::MAX_ENTRIES`]
+/// packages it starts over.
+#[derive(Debug, Default)]
+pub struct PackageTrees {
+    trees: HashMap<ObjectId, std::sync::Arc<Vec<(String, ObjectId)>>>,
+    entries: usize,
+}
+
+impl PackageTrees {
+    /// Packages held over all trees.
+    pub const MAX_ENTRIES: usize = 1_000_000;
+
+    fn insert(&mut self, id: ObjectId, found: std::sync::Arc<Vec<(String, ObjectId)>>) {
+        if self.entries + found.len() + 1 > Self::MAX_ENTRIES {
+            self.trees.clear();
+            self.entries = 0;
+        }
+        self.entries += found.len() + 1;
+        self.trees.insert(id, found);
+    }
+}
+
 /// Loose ref writes after which a repository's refs are packed again.
 ///
 /// Every ref cadgate writes lands as a loose file; git reads each of them on
@@ -775,6 +863,8 @@ pub(crate) fn run_command(
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_string()
+    } else if name.is_empty() {
+        prefix.to_string()
     } else {
         format!("{prefix}/{name}")
     }

@@ -77,6 +77,23 @@ pub enum Transition {
         /// The revision.
         revision: u64,
     },
+    /// Create `deletionProposed/F/B`: propose removing `F` from the branch
+    /// (Porch's placeholder revision becomes DeletionProposed).
+    ProposePackageDeletion {
+        /// The package.
+        package: PackagePath,
+    },
+    /// Delete `deletionProposed/F/B`.
+    RejectPackageDeletion {
+        /// The package.
+        package: PackagePath,
+    },
+    /// A `Delete F` commit on the branch (Porch's deletion of its
+    /// placeholder revision): `F` leaves the branch, its proposal goes.
+    DeletePackage {
+        /// The package.
+        package: PackagePath,
+    },
 }
 
 impl Transition {
@@ -87,11 +104,14 @@ impl Transition {
             | Transition::DeleteDraft { .. }
             | Transition::Propose { .. }
             | Transition::DeleteProposal { .. }
-            | Transition::ProposeDeletion { .. } => Role::Author,
+            | Transition::ProposeDeletion { .. }
+            | Transition::ProposePackageDeletion { .. } => Role::Author,
             Transition::RejectProposal { .. }
             | Transition::Publish { .. }
             | Transition::RejectDeletion { .. }
-            | Transition::ApproveDeletion { .. } => Role::Approver,
+            | Transition::ApproveDeletion { .. }
+            | Transition::RejectPackageDeletion { .. }
+            | Transition::DeletePackage { .. } => Role::Approver,
         }
     }
 
@@ -107,6 +127,13 @@ impl Transition {
             Transition::ProposeDeletion { .. } => "proposing a deletion",
             Transition::RejectDeletion { .. } => "rejecting a deletion",
             Transition::ApproveDeletion { .. } => "approving a deletion",
+            Transition::ProposePackageDeletion { .. } => {
+                "proposing to delete a package from the branch"
+            }
+            Transition::RejectPackageDeletion { .. } => {
+                "rejecting the deletion of a package from the branch"
+            }
+            Transition::DeletePackage { .. } => "deleting a package from the branch",
         }
     }
 }
@@ -259,6 +286,18 @@ pub fn classify(
                 )),
             }
         }
+        RefKind::PlaceholderDeletionProposed { package } => {
+            if command.is_delete() {
+                Ok(Transition::RejectPackageDeletion { package })
+            } else if command.is_create() {
+                Ok(Transition::ProposePackageDeletion { package })
+            } else {
+                Err(Refusal::new(
+                    "deletion-proposal-at-the-branch",
+                    format!("{name} proposes removing {package} from {}; it is not moved: delete it (git push origin :{name}) and propose again", layout.branch()),
+                ))
+            }
+        }
         RefKind::Notes => Err(Refusal::new(
             "audit-is-server-owned",
             format!("{name} holds cadgate's audit trail and is written only by the server"),
@@ -403,6 +442,28 @@ mod tests {
             classify(cmd(C, ZERO_OID, "refs/tags/old/v3")),
             Ok(Transition::ApproveDeletion { .. })
         ));
+        // Porch's placeholder (porch ref.go 129–135): propose and reject
+        // removing a package from the branch.
+        assert!(matches!(
+            classify(cmd(ZERO_OID, C, "refs/heads/deletionProposed/pkg/main")),
+            Ok(Transition::ProposePackageDeletion { .. })
+        ));
+        assert!(matches!(
+            classify(cmd(C, ZERO_OID, "refs/heads/deletionProposed/pkg/main")),
+            Ok(Transition::RejectPackageDeletion { .. })
+        ));
+        assert_eq!(
+            rule(classify(cmd(C, A, "refs/heads/deletionProposed/pkg/main"))),
+            "deletion-proposal-at-the-branch"
+        );
+        let propose = Transition::ProposePackageDeletion {
+            package: Layout::new("main", "").package("pkg").expect("a package"),
+        };
+        assert_eq!(propose.required_role(), Role::Author);
+        let delete = Transition::DeletePackage {
+            package: Layout::new("main", "").package("pkg").expect("a package"),
+        };
+        assert_eq!(delete.required_role(), Role::Approver);
     }
 
     #[test]

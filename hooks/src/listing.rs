@@ -6,6 +6,11 @@
 //! `F/Kptfile`; a `deletionProposed/F/vN` branch (exactly that spelling)
 //! marks its revision DeletionProposed.
 //! Foreign tags and branches are ignored.
+//!
+//! [`placeholders`] adds what Porch lists besides: one placeholder revision
+//! per package on the registered branch (revision −1, workspace = the
+//! branch's name), which the API shows marked as such and which nothing
+//! numbers, counts as latest or clones from.
 
 use std::collections::HashMap;
 
@@ -62,6 +67,10 @@ pub struct PackageRevision {
     pub published_at: Option<i64>,
     /// The `upstreamLock` of its `F/Kptfile`, when it has one.
     pub upstream_lock: Option<UpstreamLock>,
+    /// Porch's placeholder revision of a package on the branch (revision −1
+    /// for Porch; `revision` is 0 here and `latest` false): see
+    /// [`placeholders`].
+    pub placeholder: bool,
 }
 
 /// The workspace an approval commit's annotation names for `package`.
@@ -137,6 +146,10 @@ struct MemoInner {
     facts: FxHashMap<String, FxHashMap<String, Arc<Facts>>>,
     facts_count: usize,
     trees: crate::git::TreeIndex,
+    /// The packages below trees (for the placeholders of a branch).
+    package_trees: crate::git::PackageTrees,
+    /// The `upstreamLock` of a Kptfile, by its blob id.
+    locks: FxHashMap<String, Option<UpstreamLock>>,
 }
 
 /// Entries a [`Memo`] holds before it starts over.
@@ -145,7 +158,7 @@ pub const MEMO_ENTRIES: usize = 1_000_000;
 impl Memo {
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoInner> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.facts_count + inner.peeled.len() > MEMO_ENTRIES {
+        if inner.facts_count + inner.peeled.len() + inner.locks.len() > MEMO_ENTRIES {
             *inner = MemoInner::default();
         }
         inner
@@ -207,6 +220,20 @@ impl MemoInner {
     }
 }
 
+impl MemoInner {
+    /// The `upstreamLock` of the Kptfile blob `blob`, read once.
+    fn lock_of(&mut self, repo: &Repo, blob: &str) -> Result<Option<UpstreamLock>, GitError> {
+        if let Some(lock) = self.locks.get(blob) {
+            return Ok(lock.clone());
+        }
+        let lock = repo
+            .read_blob(blob)?
+            .and_then(|data| upstream_lock_of(&String::from_utf8_lossy(&data)));
+        self.locks.insert(blob.to_string(), lock.clone());
+        Ok(lock)
+    }
+}
+
 /// The refs a listing reads: every branch and tag, or with `package` only
 /// the refs that can name its revisions (fast in a repository of thousands
 /// of packages: packed refs are searched by prefix).
@@ -220,6 +247,77 @@ pub fn listing_patterns(package: Option<&PackagePath>) -> Vec<String> {
             format!("{}{p}/", crate::refs::DELETION_PROPOSED),
         ],
     }
+}
+
+/// [`listing_patterns`] plus the registered branch, which
+/// [`placeholders`] read.
+pub fn listing_patterns_with_branch(layout: &Layout, package: Option<&PackagePath>) -> Vec<String> {
+    let mut patterns = listing_patterns(package);
+    if package.is_some() {
+        patterns.push(layout.branch_ref());
+    }
+    patterns
+}
+
+/// Porch's placeholder revisions among `refs` (which must hold the
+/// registered branch): one per package the branch's tip holds below the
+/// repository's directory, as Porch lists them
+/// (porch pkg/externalrepo/git/git.go `listPackageRevisions` lines 374–453
+/// and `discoverFinalizedPackages` lines 832–877; package_tree.go
+/// `buildGitPackageRevision` lines 97–104: the revision of the branch name
+/// is −1 and the workspace is the branch name): revision −1 (0 here, with
+/// `placeholder` set), workspace = the branch's name, the branch tip's
+/// commit, Published — or DeletionProposed while
+/// `deletionProposed/F/<branch>` exists (git.go `checkPublishedLifecycle`,
+/// lines 1700–1714). Never `latest`, never numbered.
+pub fn placeholders(
+    repo: &Repo,
+    layout: &Layout,
+    refs: &[(String, String)],
+    memo: &Memo,
+) -> Result<Vec<PackageRevision>, GitError> {
+    let mut tip = None;
+    let mut marked = std::collections::HashSet::new();
+    for (name, target) in refs {
+        match layout.classify(name) {
+            RefKind::Branch => tip = Some(target.clone()),
+            RefKind::PlaceholderDeletionProposed { package } => {
+                marked.insert(package);
+            }
+            _ => {}
+        }
+    }
+    let Some(tip) = tip else {
+        return Ok(Vec::new());
+    };
+    let mut memo = memo.lock();
+    let commit = memo.peel(repo, &tip);
+    let on_branch = repo.package_dirs(&commit, layout.directory(), &mut memo.package_trees)?;
+    let mut out = Vec::new();
+    for (path, kptfile) in on_branch {
+        let Some(package) = layout.package(&path) else {
+            continue;
+        };
+        let upstream_lock = memo.lock_of(repo, &kptfile)?;
+        let lifecycle = if marked.contains(&package) {
+            Lifecycle::DeletionProposed
+        } else {
+            Lifecycle::Published
+        };
+        out.push(PackageRevision {
+            package,
+            workspace: layout.branch().to_string(),
+            revision: 0,
+            lifecycle,
+            latest: false,
+            commit: commit.clone(),
+            published_by: None,
+            published_at: None,
+            upstream_lock,
+            placeholder: true,
+        });
+    }
+    Ok(out)
 }
 
 /// List every package revision of the repository.
@@ -268,6 +366,7 @@ pub fn list_refs(
                     published_by: None,
                     published_at: None,
                     upstream_lock: facts.upstream_lock.clone(),
+                    placeholder: false,
                 });
             }
             RefKind::Published { package, revision } => tags.push((package, revision, target)),
@@ -311,6 +410,7 @@ pub fn list_refs(
             published_by: Some(facts.author_email.clone()),
             published_at: Some(facts.author_time),
             upstream_lock: facts.upstream_lock.clone(),
+            placeholder: false,
         });
     }
     for r in &mut out[first_published..] {
@@ -329,5 +429,92 @@ impl PackageRevision {
             self.lifecycle,
             &self.workspace,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::{PackageTrees, Signature};
+    use crate::process::GitCommand;
+
+    /// Porch's discovery (package_tree.go 146–187): a directory holding a
+    /// `Kptfile` is a package and nothing below it is one; the directory
+    /// itself is not; cached trees give the same answer.
+    #[test]
+    fn packages_on_the_branch_are_found_as_porch_finds_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("r.git");
+        GitCommand::new(std::path::Path::new("git"))
+            .args(["init", "--bare", "--quiet"])
+            .arg(&path)
+            .run()
+            .expect("init");
+        let repo = Repo::open(&path).expect("open");
+        let file = |p: &str| (p.to_string(), b"kind: Kptfile\n".to_vec());
+        let tree = repo
+            .tree_with_files(
+                None,
+                &[
+                    file("d/Kptfile"),
+                    file("d/a/Kptfile"),
+                    file("d/a/inner/Kptfile"),
+                    file("d/b/c/Kptfile"),
+                    ("d/b/readme".to_string(), b"x".to_vec()),
+                    file("other/Kptfile"),
+                ],
+            )
+            .expect("tree");
+        let author = Signature {
+            name: "t".into(),
+            email: "t@example.com".into(),
+        };
+        let commit = repo
+            .commit_tree(&tree, &[], "x\n", &author)
+            .expect("commit");
+        let mut cache = PackageTrees::default();
+        let found = |cache: &mut PackageTrees, dir: &str| {
+            let mut paths: Vec<String> = repo
+                .package_dirs(&commit, dir, cache)
+                .expect("walk")
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            paths.sort();
+            paths
+        };
+        assert_eq!(found(&mut cache, "d"), ["d/a", "d/b/c"]);
+        assert_eq!(found(&mut cache, "d"), ["d/a", "d/b/c"]);
+        assert_eq!(found(&mut cache, ""), ["d", "other"]);
+        assert!(found(&mut cache, "missing").is_empty());
+
+        let layout = Layout::new("main", "d");
+        let refs = vec![
+            ("refs/heads/main".to_string(), commit.clone()),
+            (
+                "refs/heads/deletionProposed/d/b/c/main".to_string(),
+                commit.clone(),
+            ),
+        ];
+        let listed = placeholders(&repo, &layout, &refs, &Memo::default()).expect("listed");
+        let shown: Vec<(&str, &str, Lifecycle, bool, bool)> = listed
+            .iter()
+            .map(|r| {
+                (
+                    r.package.as_str(),
+                    r.workspace.as_str(),
+                    r.lifecycle,
+                    r.placeholder,
+                    r.latest,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("d/a", "main", Lifecycle::Published, true, false),
+                ("d/b/c", "main", Lifecycle::DeletionProposed, true, false)
+            ]
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! | Proposed | `refs/heads/proposed/F/ws` |
 //! | Published N | `refs/tags/F/vN` |
 //! | DeletionProposed N | `refs/heads/deletionProposed/F/vN` (the tag stays) |
+//! | placeholder `B` DeletionProposed | `refs/heads/deletionProposed/F/B` |
 //!
 //! Parsing is total: every ref name maps to a [`RefKind`], and names that do
 //! not fit the layout (foreign tags like `v1.2.3`, other branches) are
@@ -73,6 +74,15 @@ pub enum RefKind {
         /// The revision, ≥ 1.
         revision: u64,
     },
+    /// `refs/heads/deletionProposed/F/B`: Porch's proposal to delete its
+    /// placeholder revision of `F` (revision −1, workspace `B`: the package
+    /// as the branch holds it), i.e. to remove `F` from the branch
+    /// (porch pkg/externalrepo/git/ref.go `createDeletionProposedName`, the
+    /// `Revision <= 0` case, lines 129–135).
+    PlaceholderDeletionProposed {
+        /// The package.
+        package: PackagePath,
+    },
     /// `refs/notes/cadgate`.
     Notes,
     /// Anything else: other branches, foreign tags, refs outside the directory.
@@ -123,6 +133,15 @@ impl Layout {
         } else if let Some(rest) = name.strip_prefix(DELETION_PROPOSED) {
             if let Some((package, revision)) = self.split_revision(rest) {
                 return RefKind::DeletionProposed { package, revision };
+            }
+            // A branch named like a revision (`v3`) names the revision: the
+            // two markers are the same ref in Porch too.
+            if let Some(package) = rest
+                .strip_suffix(&self.branch)
+                .and_then(|p| p.strip_suffix('/'))
+                .and_then(|p| self.package(p))
+            {
+                return RefKind::PlaceholderDeletionProposed { package };
             }
         } else if let Some(rest) = name.strip_prefix(TAGS) {
             if let Some((package, revision)) = self.split_revision(rest) {
@@ -179,6 +198,26 @@ impl Layout {
     /// The deletion-proposal ref of revision `revision` of `package`.
     pub fn deletion_proposed_ref(&self, package: &PackagePath, revision: u64) -> String {
         format!("{DELETION_PROPOSED}{package}/v{revision}")
+    }
+
+    /// The proposal to delete `package`'s placeholder revision (to remove it
+    /// from the branch): `refs/heads/deletionProposed/F/B`.
+    pub fn placeholder_deletion_ref(&self, package: &PackagePath) -> String {
+        format!("{DELETION_PROPOSED}{package}/{}", self.branch)
+    }
+
+    /// The full path `F` of the package the API names `name` (its
+    /// `packageName`, the path below D, as Porch's `PackageKey.ToPkgPathname`
+    /// in pkg/repository/repository.go lines 158–164), when `name` is one.
+    pub fn package_named(&self, name: &str) -> Option<PackagePath> {
+        let name = name.trim_matches('/');
+        if self.directory.is_empty() {
+            self.package(name)
+        } else if name.is_empty() {
+            None
+        } else {
+            self.package(&format!("{}/{name}", self.directory))
+        }
     }
 
     /// The package's path below D (the API's `packageName`).
@@ -304,6 +343,37 @@ mod tests {
             }
         );
         assert_eq!(layout.classify(NOTES), RefKind::Notes);
+        assert_eq!(
+            layout.classify("refs/heads/deletionProposed/catalog/basens/main"),
+            RefKind::PlaceholderDeletionProposed {
+                package: pkg("catalog/basens")
+            }
+        );
+    }
+
+    /// Porch's placeholder deletion marker is `deletionProposed/F/<branch>`
+    /// (ref.go lines 129–135), for any registered branch name.
+    #[test]
+    fn placeholder_deletion_markers_name_the_branch() {
+        let layout = Layout::new("release/one", "d");
+        let p = pkg("d/a");
+        let marker = layout.placeholder_deletion_ref(&p);
+        assert_eq!(marker, "refs/heads/deletionProposed/d/a/release/one");
+        assert_eq!(
+            layout.classify(&marker),
+            RefKind::PlaceholderDeletionProposed { package: p }
+        );
+        assert_eq!(
+            layout.classify("refs/heads/deletionProposed/d/a/main"),
+            RefKind::Foreign
+        );
+        assert_eq!(
+            layout.classify("refs/heads/deletionProposed/release/one"),
+            RefKind::Foreign
+        );
+        assert_eq!(layout.package_named("a/b"), Some(pkg("d/a/b")));
+        assert_eq!(layout.package_named(""), None);
+        assert_eq!(Layout::new("main", "").package_named("a"), Some(pkg("a")));
     }
 
     #[test]

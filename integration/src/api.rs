@@ -55,9 +55,11 @@ pub fn revisions(
     body["items"].as_array().cloned().unwrap_or_default()
 }
 
-/// One package revision reduced to what the refs decide: package, revision,
-/// lifecycle, commit, latest.
-pub type Row = (String, u64, String, String, bool);
+/// One package revision reduced to what the refs decide: package (the API's
+/// `packageName`, the path below the repository's directory), revision (−1
+/// for Porch's placeholder of a package on the branch), lifecycle, commit,
+/// latest.
+pub type Row = (String, i64, String, String, bool);
 
 /// The rows of API items, sorted.
 pub fn rows(items: &[serde_json::Value]) -> Vec<Row> {
@@ -66,7 +68,7 @@ pub fn rows(items: &[serde_json::Value]) -> Vec<Row> {
         .map(|r| {
             (
                 r["packageName"].as_str().unwrap_or_default().to_string(),
-                r["revision"].as_u64().unwrap_or(u64::MAX),
+                r["revision"].as_i64().unwrap_or(i64::MIN),
                 r["lifecycle"].as_str().unwrap_or_default().to_string(),
                 r["commit"].as_str().unwrap_or_default().to_string(),
                 r["latest"].as_bool().unwrap_or(false),
@@ -82,8 +84,24 @@ pub fn rows(items: &[serde_json::Value]) -> Vec<Row> {
 /// `drafts/F/ws` and `proposed/F/ws` branch whose commit holds
 /// `F/Kptfile`; a published revision per
 /// `F/vN` tag whose commit holds `F/Kptfile`, DeletionProposed when
-/// `deletionProposed/F/vN` exists; latest = the highest N of each package.
+/// `deletionProposed/F/vN` exists; latest = the highest N of each package;
+/// and Porch's placeholder (revision −1, never latest) per package on the
+/// branch `main` — a top-most directory holding a `Kptfile` — at the
+/// branch's tip, DeletionProposed when `deletionProposed/F/main` exists
+/// (porch pkg/externalrepo/git/git.go lines 374–453, 832–877, 1700–1714).
+/// Packages are named by their path below `directory`.
 pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
+    let directory = directory.trim_matches('/');
+    let below = |package: &str| -> String {
+        if directory.is_empty() {
+            package.to_string()
+        } else {
+            package
+                .strip_prefix(&format!("{directory}/"))
+                .unwrap_or(package)
+                .to_string()
+        }
+    };
     let listing = server_git(
         repo,
         &[
@@ -115,7 +133,7 @@ pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
                 // commit holds `F/Kptfile` (Porch's `loadDraft`).
                 if inside(package) && holds_kptfile(repo, commit, package) {
                     rows.push((
-                        package.to_string(),
+                        below(package),
                         0,
                         lifecycle.to_string(),
                         commit.to_string(),
@@ -142,6 +160,38 @@ pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
             }
         }
     }
+    let tip = server_git(
+        repo,
+        &["for-each-ref", "--format=%(objectname)", "refs/heads/main"],
+    );
+    let tip = tip.lines().next().unwrap_or_default().trim();
+    if !tip.is_empty() {
+        let files = server_git(repo, &["ls-tree", "-r", "--name-only", tip]);
+        let kptfiles: Vec<&str> = files
+            .lines()
+            .filter_map(|f| f.strip_suffix("/Kptfile"))
+            .collect();
+        for package in &kptfiles {
+            let nested = kptfiles
+                .iter()
+                .any(|outer| package.starts_with(&format!("{outer}/")));
+            if nested || !inside(package) {
+                continue;
+            }
+            let lifecycle = if deletion.contains(&format!("{package}/main")) {
+                "DeletionProposed"
+            } else {
+                "Published"
+            };
+            rows.push((
+                below(package),
+                -1,
+                lifecycle.to_string(),
+                tip.to_string(),
+                false,
+            ));
+        }
+    }
     let mut latest: BTreeMap<String, u64> = BTreeMap::new();
     for (package, n, _) in &tags {
         let entry = latest.entry(package.clone()).or_insert(0);
@@ -154,7 +204,14 @@ pub fn rows_from_refs(repo: &Path, directory: &str) -> Vec<Row> {
             "Published"
         };
         let is_latest = latest.get(&package) == Some(&n);
-        rows.push((package, n, lifecycle.to_string(), commit, is_latest));
+        let revision = i64::try_from(n).unwrap_or(i64::MAX);
+        rows.push((
+            below(&package),
+            revision,
+            lifecycle.to_string(),
+            commit,
+            is_latest,
+        ));
     }
     rows.sort();
     rows

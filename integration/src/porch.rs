@@ -34,7 +34,12 @@ fn annotation(package: &str, workspace: &str, revision: Option<u64>) -> String {
 impl Porch {
     /// Porch with its cached clone of `url` (branch `branch`).
     pub fn new(url: &str, branch: &str) -> Self {
-        let client = GitClient::new();
+        Self::with_client(GitClient::new(), url, branch)
+    }
+
+    /// [`Porch::new`] with `client` (e.g. one that names the pusher for a
+    /// hook-mode host).
+    pub fn with_client(client: GitClient, url: &str, branch: &str) -> Self {
         client.git(&["clone", "-q", url, "porch"]);
         client.git_in("porch", &["config", "user.name", "porch"]);
         client.git_in("porch", &["config", "user.email", "porch@example.com"]);
@@ -318,6 +323,58 @@ impl Porch {
             format!(":refs/tags/{package}/v{revision}"),
             format!(":refs/heads/deletionProposed/{package}/v{revision}"),
         ])
+    }
+
+    /// propose-delete of the placeholder revision of `package` (revision −1,
+    /// workspace = the branch's name, listed from the branch: git.go 374–453,
+    /// 832–877; package_tree.go 97–104): the commit Porch listed it at — the
+    /// branch tip it fetched — pushed to `deletionProposed/F/<branch>`
+    /// (git.go 1741–1748; ref.go 129–135, the `Revision <= 0` case).
+    pub fn propose_delete_placeholder(&self, package: &str) -> Output {
+        self.fetch();
+        let tip = self
+            .client
+            .git_in("porch", &["rev-parse", &format!("origin/{}", self.branch)]);
+        self.push(&[format!(
+            "{tip}:refs/heads/deletionProposed/{package}/{}",
+            self.branch
+        )])
+    }
+
+    /// delete of the placeholder revision of `package` (Porch's API requires
+    /// it DeletionProposed first: pkg/registry/porch/packagecommon.go
+    /// 447–455): a `Delete F` commit — child of the branch tip, its tree
+    /// without `F` (git.go 1318–1365 `createPackageDeleteCommitInRepo`,
+    /// message line 1359) — pushed to the branch (git.go 1386–1398), and the
+    /// deletion of `deletionProposed/F/<branch>` (git.go 638–641), in one
+    /// non-atomic push. Returns the push and the `Delete F` commit.
+    pub fn delete_placeholder(&self, package: &str) -> (Output, String) {
+        self.fetch();
+        let tip = self
+            .client
+            .git_in("porch", &["rev-parse", &format!("origin/{}", self.branch)]);
+        self.client
+            .git_in("porch", &["checkout", "-q", "--detach", &tip]);
+        self.client.git_in("porch", &["rm", "-rq", "--", package]);
+        let tree = self.client.git_in("porch", &["write-tree"]);
+        let delete = self.client.git_in(
+            "porch",
+            &[
+                "commit-tree",
+                &tree,
+                "-p",
+                &tip,
+                "-m",
+                &format!("Delete {package}"),
+            ],
+        );
+        self.client
+            .git_in("porch", &["reset", "-q", "--hard", &tip]);
+        let out = self.push(&[
+            format!(":refs/heads/deletionProposed/{package}/{}", self.branch),
+            format!("{delete}:refs/heads/{}", self.branch),
+        ]);
+        (out, delete)
     }
 
     /// delete of a draft or proposal: its ref deleted (git.go 626–637).

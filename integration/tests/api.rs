@@ -145,9 +145,12 @@ fn filters_and_pages_cut_the_listing_as_asked() {
     let server = &host.server;
     let rita = TestUser::new("rita");
     let all = revisions(server, &rita, "root", "");
-    assert_eq!(all.len(), 4, "{all:?}");
+    // Four revisions, and Porch's placeholder of each of the two packages
+    // on the branch (Published, revision -1).
+    assert_eq!(all.len(), 6, "{all:?}");
+    assert_eq!(all.iter().filter(|r| r["placeholder"] == true).count(), 2);
     let published = revisions(server, &rita, "root", "lifecycle=Published");
-    assert_eq!(published.len(), 3);
+    assert_eq!(published.len(), 5);
     assert!(published.iter().all(|r| r["lifecycle"] == "Published"));
     let drafts = revisions(
         server,

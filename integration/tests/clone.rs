@@ -57,12 +57,12 @@ fn a_clone_from_a_registered_repository_records_its_upstream_as_kpt_does() {
         &alice,
         "/api/v1/repositories/catalog/revisions",
         &format!(
-            r#"{{"packageName":"catalog/web","workspaceName":"first","clone":{{"repository":"root","packageName":"{f}","revision":1}}}}"#
+            r#"{{"packageName":"web","workspaceName":"first","clone":{{"repository":"root","packageName":"{f}","revision":1}}}}"#
         ),
     );
     assert_eq!(status, 201, "{made}");
     assert_eq!(made["lifecycle"], "Draft");
-    assert_eq!(made["name"], "catalog.catalog.web.first");
+    assert_eq!(made["name"], "catalog.web.first");
     let lock = &made["upstreamLock"];
     assert_eq!(lock["type"], "git");
     assert!(
@@ -158,11 +158,8 @@ fn a_clone_from_a_registered_repository_records_its_upstream_as_kpt_does() {
             "",
         )
     };
-    assert_eq!(
-        action(&alice, "catalog.catalog.web.first", "propose").0,
-        200
-    );
-    assert_eq!(action(&bob, "catalog.catalog.web.first", "approve").0, 200);
+    assert_eq!(action(&alice, "catalog.web.first", "propose").0, 200);
+    assert_eq!(action(&bob, "catalog.web.first", "approve").0, 200);
     let v1_name = format!("root.{}.one", f.replace('/', "."));
     assert_eq!(action(&alice, &v1_name, "propose-delete").0, 200);
     let (status, refused) = action(&bob, &v1_name, "delete");

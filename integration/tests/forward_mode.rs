@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 
 use cadgate_integration::apache::Apache;
+use cadgate_integration::api;
+use cadgate_integration::porch::Porch;
 use cadgate_integration::scenarios::{self, Lab, Transport, DIRECTORY, LAYOUTS, NESTED, ROOT};
 use cadgate_integration::*;
 
@@ -535,4 +537,42 @@ fn an_upstream_that_refuses_or_fails_gets_a_clear_message_and_fetches_keep_worki
         &[&format!("+HEAD:refs/heads/drafts/{f}/ws")],
         &format!("saved draft {f} workspace ws"),
     );
+}
+
+/// M3 in forward mode: a package committed directly on the upstream's
+/// branch is listed as Porch's placeholder, and Porch's removal of it
+/// (`deletionProposed/F/main`, then the `Delete F` commit with the
+/// marker's deletion: porch pkg/externalrepo/git/git.go 1741–1748,
+/// 1318–1365, 638–641) is forwarded upstream as one step.
+#[test]
+fn porch_removes_a_package_from_the_upstreams_branch_through_cadgate() {
+    let host = Forwarded::start(1);
+    let direct = GitClient::new();
+    direct.git(&["clone", "-q", &host.upstream_url("root"), "d"]);
+    direct.commit_package("d", "legacy", &[("data.yaml", b"n: 1\n")], "legacy");
+    direct.git(&["-C", "d", "push", "-q", "origin", "HEAD:main"]);
+    let replica = &host.replicas[0];
+    let items = api::revisions(replica, &TestUser::new("rita"), "root", "package=legacy");
+    assert_eq!(
+        (
+            items.len(),
+            items[0]["revision"].as_i64(),
+            items[0]["placeholder"].as_bool()
+        ),
+        (1, Some(-1), Some(true)),
+        "{items:?}"
+    );
+    let alice = Porch::new(&replica.url_as(&TestUser::new("alice"), "root"), "main");
+    let bob = Porch::new(&replica.url_as(&TestUser::new("bob"), "root"), "main");
+    let out = alice.propose_delete_placeholder("legacy");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (out, delete) = bob.delete_placeholder("legacy");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let upstream = host.repository_dir("root");
+    assert_eq!(server_ref(&upstream, "refs/heads/main"), Some(delete));
+    assert_eq!(
+        server_ref(&upstream, "refs/heads/deletionProposed/legacy/main"),
+        None
+    );
+    assert!(api::revisions(replica, &TestUser::new("rita"), "root", "package=legacy").is_empty());
 }

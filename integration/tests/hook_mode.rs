@@ -552,3 +552,47 @@ impl Transport for FileHostAt {
         self.0.clone()
     }
 }
+
+/// M3 in hook mode: Porch's removal of a package the branch holds without
+/// revisions (porch pkg/externalrepo/git/git.go 1741–1748, 1318–1365,
+/// 638–641) is judged by the installed hook as over the server.
+#[test]
+fn porch_removes_a_package_from_the_branch_over_file_urls() {
+    let host = FileHost::start();
+    let repo = host.repository_dir("root");
+    // A package put on main before cadgate guarded the repository.
+    let seed = GitClient::new();
+    seed.git(&["clone", "-q", &format!("file://{}", repo.display()), "s"]);
+    seed.commit_package("s", "legacy", &[("data.yaml", b"n: 1\n")], "legacy");
+    server_git(
+        &repo,
+        &[
+            "fetch",
+            "-q",
+            &seed.path("s").display().to_string(),
+            "+refs/heads/main:refs/heads/main",
+        ],
+    );
+    let url = format!("file://{}", repo.display());
+    let porch = |user: &str| {
+        cadgate_integration::porch::Porch::with_client(
+            GitClient::new().with_env(PUSHER, user),
+            &url,
+            "main",
+        )
+    };
+    let (alice, bob) = (porch("alice"), porch("bob"));
+    let out = alice.propose_delete_placeholder("legacy");
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let (out, _) = alice.delete_placeholder("legacy");
+    assert!(!out.status.success(), "an author removed a package");
+    let text = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert!(text.contains("[role]"), "{text}");
+    let (out, delete) = bob.delete_placeholder("legacy");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server_ref(&repo, "refs/heads/main"), Some(delete));
+    assert_eq!(
+        server_ref(&repo, "refs/heads/deletionProposed/legacy/main"),
+        None
+    );
+}

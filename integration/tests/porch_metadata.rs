@@ -3,7 +3,7 @@
 //! each test naming the Porch source it follows.
 
 use cadgate_integration::api;
-use cadgate_integration::scenarios::{self, CadgateServer, Lab, ROOT};
+use cadgate_integration::scenarios::{self, CadgateServer, Lab, Layout, DIRECTORY, ROOT};
 use cadgate_integration::{server_git, server_ref, Server, TestUser};
 
 /// Porch's task reader, `pkg/externalrepo/git/git.go` `loadTasks`: walk the
@@ -159,17 +159,24 @@ fn start_public() -> CadgateServer {
 /// `upstreamRef.upstreamRef.name` is `name`, or an `upgrade` whose
 /// `newUpstreamRef.name` is. Porch refuses deleting `name` while one does
 /// (`pkg/registry/porch/packagerevision.go` `checkIfUpstreamIsReferenced`).
-fn porch_guard(server: &Server, repositories: &[&str], name: &str) -> Option<String> {
+fn porch_guard(server: &Server, repositories: &[Layout], name: &str) -> Option<String> {
     let rita = TestUser::new("rita");
-    for repository in repositories {
-        for r in api::revisions(server, &rita, repository, "") {
-            let (package, ws) = (
-                r["packageName"].as_str().unwrap_or_default(),
-                r["workspaceName"].as_str().unwrap_or_default(),
-            );
+    for layout in repositories {
+        for r in api::revisions(server, &rita, layout.repository, "") {
+            if r["placeholder"] == true {
+                continue;
+            }
+            // Annotations name the package by its full path, the API below
+            // the repository's directory (M5).
+            let below = r["packageName"].as_str().unwrap_or_default();
+            let package = match layout.directory {
+                "" => below.to_string(),
+                directory => format!("{directory}/{below}"),
+            };
+            let ws = r["workspaceName"].as_str().unwrap_or_default();
             let commit = r["commit"].as_str().unwrap_or_default();
-            let repo = server.repo_dir(repository);
-            for line in porch_tasks(&repo, commit, package, ws) {
+            let repo = server.repo_dir(layout.repository);
+            for line in porch_tasks(&repo, commit, &package, ws) {
                 let a: serde_json::Value =
                     serde_json::from_str(line.trim_start_matches("kpt:")).expect("json");
                 let task = &a["task"];
@@ -222,13 +229,13 @@ fn a_clone_of_a_registered_revision_names_it_as_porch_does_and_porchs_guard_sees
     let f = lab.f();
     lab.release(&f, "one", "n: 1\n");
     let v1 = listed_name(server, "root", &f, 1);
-    assert_eq!(porch_guard(server, &["root", "catalog"], &v1), None);
+    assert_eq!(porch_guard(server, &[ROOT, DIRECTORY], &v1), None);
     let (status, made) = api::post(
         server,
         &TestUser::new("alice"),
         "/api/v1/repositories/catalog/revisions",
         &format!(
-            r#"{{"packageName":"catalog/web","workspaceName":"first","clone":{{"repository":"root","packageName":"{f}","revision":1}}}}"#
+            r#"{{"packageName":"web","workspaceName":"first","clone":{{"repository":"root","packageName":"{f}","revision":1}}}}"#
         ),
     );
     assert_eq!(status, 201, "{made}");
@@ -242,7 +249,7 @@ fn a_clone_of_a_registered_revision_names_it_as_porch_does_and_porchs_guard_sees
     );
     // Porch's guard names the clone as what references v1.
     assert_eq!(
-        porch_guard(server, &["root", "catalog"], &v1).as_deref(),
+        porch_guard(server, &[ROOT, DIRECTORY], &v1).as_deref(),
         made["name"].as_str()
     );
     // The Kptfile keeps Porch's Git form of the upstream (M7).
@@ -277,7 +284,7 @@ fn a_clone_of_a_registered_revision_names_it_as_porch_does_and_porchs_guard_sees
     assert_eq!(listed[0]["upstream"]["behind"], true, "{listed:?}");
     // v2 is nobody's upstream yet.
     let v2 = listed_name(server, "root", &f, 2);
-    assert_eq!(porch_guard(server, &["root", "catalog"], &v2), None);
+    assert_eq!(porch_guard(server, &[ROOT, DIRECTORY], &v2), None);
 }
 
 /// M2 — an upgrade is Porch's `upgrade` task (`api/porch/v1alpha1/types.go`
@@ -313,7 +320,7 @@ fn an_upgrade_commit_carries_porchs_upgrade_task_naming_the_three_revisions() {
         listed_name(server, "root", &up, 2),
         listed_name(server, "root", "down", 1),
     );
-    assert_eq!(porch_guard(server, &["root"], &new), None);
+    assert_eq!(porch_guard(server, &[ROOT], &new), None);
     let (status, made) = api::post(
         server,
         &alice,
@@ -330,7 +337,7 @@ fn an_upgrade_commit_carries_porchs_upgrade_task_naming_the_three_revisions() {
         )]
     );
     assert_eq!(
-        porch_guard(server, &["root"], &new).as_deref(),
+        porch_guard(server, &[ROOT], &new).as_deref(),
         made["name"].as_str()
     );
     // Published, the revision keeps its tasks (read from the tag).
@@ -461,6 +468,121 @@ fn a_clone_records_the_registered_url_and_discovery_reads_both_forms() {
         assert_eq!(upstream["packageName"], up.as_str(), "{package}");
         assert_eq!(upstream["behind"], true, "{package}: {listed:?}");
     }
+}
+
+/// M5 — Porch names a package by its path below the repository's
+/// registered `directory`: `discoverPackages` builds the key from the tree
+/// path with the directory trimmed (`pkg/externalrepo/git/package_tree.go`
+/// line 160, `strings.TrimPrefix(treePath, repoKey.Path)`), `packageName`
+/// is `PackageKey.ToPkgPathname()` (`package.go` line 113;
+/// `pkg/repository/repository.go` lines 158–160) and the object name
+/// `ComposePkgRevObjName(repo, path, package, workspace)`
+/// (`pkg/util/util.go` lines 160–167) — while refs keep the full path
+/// (`ToFullPathname`, repository.go lines 162–164; ref.go 121–135).
+/// cadgate's API does the same for a repository registered with
+/// `directory = "catalog"`: names, `packageName`, the `package=` filter,
+/// `packageName` in requests and `upstream.packageName`; API-name
+/// uniqueness holds for the names below the directory. On the old code the
+/// listing said `catalog/apps/web` and `catalog.catalog.apps.web.ws`.
+#[test]
+fn names_leave_out_the_repository_directory_as_porch_does() {
+    let host = CadgateServer::start("");
+    let server = &host.server;
+    let (alice, bob, rita) = (
+        TestUser::new("alice"),
+        TestUser::new("bob"),
+        TestUser::new("rita"),
+    );
+    let repo = server.repo_dir("catalog");
+    let (status, made) = api::post(
+        server,
+        &alice,
+        "/api/v1/repositories/catalog/revisions",
+        r#"{"packageName":"apps/web","workspaceName":"ws","init":{"description":"d"}}"#,
+    );
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["packageName"], "apps/web");
+    assert_eq!(made["name"], "catalog.apps.web.ws");
+    // The refs keep Porch's full path.
+    assert!(server_ref(&repo, "refs/heads/drafts/catalog/apps/web/ws").is_some());
+
+    // Lifecycle actions by the name the listing gives.
+    let act = |user: &TestUser, name: &str, action: &str| {
+        let (status, body) = api::post(
+            server,
+            user,
+            &format!("/api/v1/repositories/catalog/revisions/{name}/{action}"),
+            "",
+        );
+        assert_eq!(status, 200, "{action} {name}: {body}");
+        body
+    };
+    act(&alice, "catalog.apps.web.ws", "propose");
+    let after = act(&bob, "catalog.apps.web.ws", "approve");
+    assert!(
+        after["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|r| r["name"] == "catalog.apps.web.main" && r["placeholder"] == true),
+        "{after}"
+    );
+
+    let items = api::revisions(server, &rita, "catalog", "package=apps/web");
+    let names: Vec<&str> = items.iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["catalog.apps.web.main", "catalog.apps.web.ws"],
+        "{items:?}"
+    );
+    assert!(items.iter().all(|r| r["packageName"] == "apps/web"));
+    let (status, one) = api::call(
+        server,
+        Some(&rita),
+        "/api/v1/repositories/catalog/revisions/catalog.apps.web.ws",
+    );
+    assert_eq!((status, one["revision"].as_i64()), (200, Some(1)), "{one}");
+    // The full path is not a packageName of this repository.
+    assert!(api::revisions(server, &rita, "catalog", "package=catalog/apps/web").is_empty());
+
+    // A clone names the upstream by its packageName; the lock records the
+    // package's directory in Git, the full path (M7).
+    let (status, clone) = api::post(
+        server,
+        &alice,
+        "/api/v1/repositories/root/revisions",
+        r#"{"packageName":"site","workspaceName":"ws","clone":{"repository":"catalog","packageName":"apps/web"}}"#,
+    );
+    assert_eq!(status, 201, "{clone}");
+    assert_eq!(
+        clone["upstreamLock"]["git"]["directory"],
+        "catalog/apps/web"
+    );
+    assert_eq!(clone["upstreamLock"]["git"]["ref"], "catalog/apps/web/v1");
+    let site = api::revisions(server, &alice, "root", "package=site");
+    let upstream = &site[0]["upstream"];
+    assert_eq!(upstream["repository"], "catalog", "{site:?}");
+    assert_eq!(upstream["packageName"], "apps/web", "{site:?}");
+
+    // Two packages one API name apart are refused; the key is the name
+    // below the directory (`x.y`), as in the object names.
+    let planted = server_ref(&repo, "refs/heads/main").expect("main");
+    server_git(
+        &repo,
+        &["update-ref", "refs/heads/drafts/catalog/x.y/w1", &planted],
+    );
+    let (status, body) = api::post(
+        server,
+        &alice,
+        "/api/v1/repositories/catalog/revisions",
+        r#"{"packageName":"x/y","workspaceName":"w2","init":{}}"#,
+    );
+    assert_eq!(status, 409, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("api-name-is-unique") && error.contains("both are x.y "),
+        "{body}"
+    );
 }
 
 /// M4 — deleting a revision whose only tag is hand-made (`F/7`, revision 7

@@ -19,6 +19,9 @@ use cadgate_integration::*;
 mod modes;
 use modes::*;
 
+#[path = "porch_writes/placeholder.rs"]
+mod placeholder;
+
 /// init, update, propose (render commit + the draft's deletion), reject,
 /// approve (refused with a wrong number, then Porch's own merge, tag and the
 /// proposal's deletion), a second revision by Porch's edit (copy),

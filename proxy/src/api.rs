@@ -116,12 +116,13 @@ pub async fn serve(
         ["v1", "repositories", name, "revisions", revision] => {
             query.only(&[])?;
             let repo = repository(state, &principal, name)?;
-            let (listed, _) = list(repo, None).await?;
-            let found = find_revision(name, &listed, revision)?;
+            let (listed, _) = list_shown(repo, None).await?;
+            let layout = Layout::new(&repo.config.branch, &repo.config.directory);
+            let found = find_revision(name, &layout, &listed, revision)?;
             let keys = upstream_keys(state, std::slice::from_ref(found));
             let (latest, _) = upstream_latest(state, &principal, &keys).await?;
             serde_json::to_value(
-                RevisionJson::new(name, found)
+                RevisionJson::new(name, &layout, found)
                     .with_upstream(upstream_status(state, found, &latest)),
             )
             .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?
@@ -203,8 +204,12 @@ pub(crate) struct RevisionJson<'a> {
     repository: &'a str,
     package_name: &'a str,
     workspace_name: &'a str,
-    revision: u64,
+    /// −1 for a placeholder, as Porch lists it.
+    revision: i64,
     lifecycle: &'static str,
+    /// Porch's placeholder revision of a package on the branch.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    placeholder: bool,
     latest: bool,
     commit: &'a str,
     published_by: Option<&'a str>,
@@ -334,7 +339,7 @@ async fn upstream_latest(
             continue;
         };
         let (refs, refs_state) = read_refs_as_they_are(&repo, Some(package.clone())).await?;
-        let listed = list_refs(&repo, refs, Some(package)).await?;
+        let listed = list_refs(&repo, refs, Some(package), false).await?;
         states.push(refs_state);
         let newest = listed.iter().map(|r| r.revision).max().unwrap_or(0);
         latest.insert((name, directory), newest);
@@ -351,9 +356,14 @@ fn upstream_status(
     let (repo, directory, revision) = registered_upstream(state, r.upstream_lock.as_ref()?)?;
     let newest = *latest.get(&(repo.config.name.clone(), directory.clone()))?;
     let revision = revision.unwrap_or(0);
+    let layout = Layout::new(&repo.config.branch, &repo.config.directory);
+    let package_name = layout
+        .package(&directory)
+        .map(|p| layout.package_name(&p).to_string())
+        .unwrap_or(directory);
     Some(UpstreamStatus {
         repository: repo.config.name.clone(),
-        package_name: directory,
+        package_name,
         revision,
         latest_revision: newest,
         behind: newest > revision,
@@ -366,14 +376,22 @@ impl<'a> RevisionJson<'a> {
         self
     }
 
-    pub(crate) fn new(repository: &'a str, r: &'a PackageRevision) -> Self {
-        let package = r.package.as_str();
+    /// `r` of `repository` (laid out as `layout`): `packageName` is the
+    /// package's path below the repository's directory, as Porch names it
+    /// (porch pkg/externalrepo/git/package.go line 113, `ToPkgPathname`).
+    pub(crate) fn new(repository: &'a str, layout: &Layout, r: &'a PackageRevision) -> Self {
+        let package = layout.package_name(&r.package);
         Self {
             name: revision_name(repository, package, &r.workspace),
             repository,
             package_name: package,
             workspace_name: &r.workspace,
-            revision: r.revision,
+            revision: if r.placeholder {
+                -1
+            } else {
+                i64::try_from(r.revision).unwrap_or(i64::MAX)
+            },
+            placeholder: r.placeholder,
             lifecycle: r.lifecycle.as_str(),
             latest: r.latest,
             commit: &r.commit,
@@ -390,7 +408,7 @@ impl<'a> RevisionJson<'a> {
 }
 
 /// Bumped when the JSON of a revision changes shape, so ETags change too.
-const REPRESENTATION: &[u8] = b"cadgate-api-v1.1";
+const REPRESENTATION: &[u8] = b"cadgate-api-v1.2";
 
 /// The package revisions of `repo` (only `package`'s when given), and a
 /// digest of the refs they come from: the listing is a function of those
@@ -400,7 +418,17 @@ pub(crate) async fn list(
     package: Option<PackagePath>,
 ) -> Result<(Vec<PackageRevision>, String), HttpError> {
     let (refs, refs_state) = read_refs(repo, package.clone()).await?;
-    Ok((list_refs(repo, refs, package).await?, refs_state))
+    Ok((list_refs(repo, refs, package, false).await?, refs_state))
+}
+
+/// [`list`] as the API shows it: with Porch's placeholder revisions of the
+/// packages on the branch ([`listing::placeholders`]).
+pub(crate) async fn list_shown(
+    repo: &Arc<Repository>,
+    package: Option<PackagePath>,
+) -> Result<(Vec<PackageRevision>, String), HttpError> {
+    let (refs, refs_state) = read_refs(repo, package.clone()).await?;
+    Ok((list_refs(repo, refs, package, true).await?, refs_state))
 }
 
 /// The refs a listing of `repo` (only `package`'s when given) reads, and a
@@ -433,7 +461,8 @@ async fn read_refs_as_they_are(
     let repo = repo.clone();
     blocking(move || {
         let git = cadgate_hooks::git::Repo::open(&repo.path)?;
-        let patterns = listing::listing_patterns(package.as_ref());
+        let layout = Layout::new(&repo.config.branch, &repo.config.directory);
+        let patterns = listing::listing_patterns_with_branch(&layout, package.as_ref());
         let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
         let refs = git.ref_targets(&patterns)?;
         let mut hasher = Sha256::new();
@@ -452,23 +481,46 @@ async fn read_refs_as_they_are(
     .await
 }
 
-/// The package revisions `refs` of `repo` name (only `package`'s when given).
+/// The package revisions `refs` of `repo` name (only `package`'s when
+/// given), with the placeholders of the packages on the branch when
+/// `placeholders` (what the API shows; never what it numbers or picks from).
 async fn list_refs(
     repo: &Arc<Repository>,
     refs: Vec<(String, String)>,
     package: Option<PackagePath>,
+    placeholders: bool,
 ) -> Result<Vec<PackageRevision>, HttpError> {
     let repo = repo.clone();
     blocking(move || {
         let git = cadgate_hooks::git::Repo::open(&repo.path)?;
         let layout = Layout::new(&repo.config.branch, &repo.config.directory);
         let mut listed = listing::list_refs(&git, &layout, &refs, &repo.listing_memo)?;
+        if placeholders {
+            let mut extra = listing::placeholders(&git, &layout, &refs, &repo.listing_memo)?;
+            extra.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+            listed = merge_sorted(listed, extra);
+        }
         if let Some(package) = &package {
             listed.retain(|r| r.package == *package);
         }
         Ok(listed)
     })
     .await
+}
+
+/// Two listings sorted by [`PackageRevision::sort_key`] as one, in one
+/// pass (the full listing can hold a hundred thousand revisions).
+fn merge_sorted(a: Vec<PackageRevision>, b: Vec<PackageRevision>) -> Vec<PackageRevision> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let mut b = b.into_iter().peekable();
+    for r in a {
+        while let Some(next) = b.next_if(|x| x.sort_key() < r.sort_key()) {
+            out.push(next);
+        }
+        out.push(r);
+    }
+    out.extend(b);
+    out
 }
 
 /// Run repository reading off the async threads.
@@ -549,7 +601,7 @@ async fn revisions_page(
     let layout = Layout::new(&repo.config.branch, &repo.config.directory);
     let package = match &filter.package {
         None => None,
-        Some(p) => match layout.package(p) {
+        Some(p) => match layout.package_named(p) {
             Some(package) => Some(package),
             // Outside the repository's directory: no revisions there.
             None => {
@@ -569,7 +621,7 @@ async fn revisions_page(
             return Ok(respond(request, hit.etag, hit.body));
         }
     }
-    let listed = list_refs(repo, refs, package).await?;
+    let listed = list_refs(repo, refs, package, true).await?;
     // Whether a revision is behind its upstream depends on that upstream's
     // refs too: they go into the ETag.
     let upstream = upstream_keys(state, &listed);
@@ -593,7 +645,8 @@ async fn revisions_page(
         if i > 0 {
             body.push(b',');
         }
-        let json = RevisionJson::new(name, r).with_upstream(upstream_status(state, r, &latest));
+        let json =
+            RevisionJson::new(name, &layout, r).with_upstream(upstream_status(state, r, &latest));
         serde_json::to_writer(&mut body, &json)
             .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?;
         last = Some(r);
@@ -642,7 +695,9 @@ async fn behind(
             upstream_latest(state, principal, &upstream_keys(state, &current)).await?;
         for r in &current {
             if let Some(status) = upstream_status(state, r, &latest).filter(|s| s.behind) {
-                let json = RevisionJson::new(&repo.config.name, r).with_upstream(Some(status));
+                let layout = Layout::new(&repo.config.branch, &repo.config.directory);
+                let json =
+                    RevisionJson::new(&repo.config.name, &layout, r).with_upstream(Some(status));
                 items.push(
                     serde_json::to_value(json)
                         .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?,
@@ -659,12 +714,13 @@ async fn behind(
 /// first.
 pub(crate) fn find_revision<'a>(
     repository: &str,
+    layout: &Layout,
     listed: &'a [PackageRevision],
     name: &str,
 ) -> Result<&'a PackageRevision, HttpError> {
-    let mut found = listed
-        .iter()
-        .filter(|r| revision_name(repository, r.package.as_str(), &r.workspace) == name);
+    let mut found = listed.iter().filter(|r| {
+        revision_name(repository, layout.package_name(&r.package), &r.workspace) == name
+    });
     let first = found.next().ok_or_else(|| {
         HttpError::not_found(format!(
             "repository '{repository}' has no package revision '{name}'"
@@ -696,7 +752,11 @@ pub(crate) fn find_revision<'a>(
     .json("ambiguous"))
 }
 
-/// `repo.F-with-dots.ws` (contract §11).
+/// `repo.P-with-dots.ws` (contract §11), `P` being the package's path below
+/// the repository's directory, as Porch names objects
+/// (porch pkg/util/util.go `ComposePkgRevObjName`, lines 160–167, given
+/// `PackageKey.Path` and `.Package` without the repository's directory:
+/// pkg/externalrepo/git/package_tree.go line 160).
 pub fn revision_name(repository: &str, package: &str, workspace: &str) -> String {
     format!("{repository}.{}.{workspace}", package.replace('/', "."))
 }
@@ -821,11 +881,10 @@ impl Filter {
         })
     }
 
+    /// Whether `r` passes the filter; `package` is applied when listing
+    /// (only that package's refs are read).
     fn admits(&self, r: &PackageRevision) -> bool {
-        self.package
-            .as_deref()
-            .is_none_or(|p| r.package.as_str() == p)
-            && self.workspace.as_deref().is_none_or(|w| r.workspace == w)
+        self.workspace.as_deref().is_none_or(|w| r.workspace == w)
             && self.lifecycle.is_none_or(|l| r.lifecycle == l)
             && self.latest.is_none_or(|latest| r.latest == latest)
     }

@@ -121,11 +121,13 @@ pub async fn create(
             .json("bad_request")
     })?;
     let layout = Layout::new(&repo.config.branch, &repo.config.directory);
+    // packageName is the path below the repository's directory, as Porch's
+    // (porch pkg/externalrepo/git/package.go line 113, `ToPkgPathname`).
     let package = layout
-        .package(create.package_name.trim_matches('/'))
+        .package_named(&create.package_name)
         .ok_or_else(|| {
             invalid(format!(
-                "packageName '{}' is not a package path below the repository's directory '{}' (each segment of a new package path is {})",
+                "packageName '{}' is not a package path (below the repository's directory '{}'; each segment of a new package path is {})",
                 create.package_name, repo.config.directory, cadgate_config::names::DNS_LABEL_RULE
             ))
         })?;
@@ -138,6 +140,8 @@ pub async fn create(
             .map_err(|m| invalid(format!("packageName: {m}")))?;
     }
     let ws = create.workspace_name.clone();
+    let refname = layout.draft_ref(&package, &ws);
+    let draft_package = package.clone();
     let author = Signature {
         name: principal.name.clone(),
         email: format!("{}@cadgate", principal.name),
@@ -179,7 +183,11 @@ pub async fn create(
                     ))
                 })?;
             let (commit, revision) = (chosen.commit.clone(), chosen.revision);
-            let source = api::revision_name(&repo.config.name, package.as_str(), &chosen.workspace);
+            let source = api::revision_name(
+                &repo.config.name,
+                layout.package_name(&package),
+                &chosen.workspace,
+            );
             let target = repo.clone();
             let workspace = ws.clone();
             blocking(move || {
@@ -266,10 +274,7 @@ pub async fn create(
             ))
         }
     };
-    let refname = format!(
-        "refs/heads/drafts/{}/{ws}",
-        create.package_name.trim_matches('/')
-    );
+    let layout = Layout::new(&repo.config.branch, &repo.config.directory);
     let zero = "0".repeat(40);
     let reports = crate::smart_http::push_as(
         state,
@@ -284,14 +289,14 @@ pub async fn create(
             HttpError::new(StatusCode::CONFLICT, format!("{refname}: {reason}")).json("refused"),
         );
     }
-    let (listed, _) = api::list(repo, layout_package(repo, &create.package_name)).await?;
+    let (listed, _) = api::list(repo, Some(draft_package)).await?;
     let made = listed
         .iter()
         .find(|r| r.workspace == ws && r.revision == 0)
         .ok_or_else(|| {
             HttpError::internal("the draft was pushed but is not listed").json("internal")
         })?;
-    let body = serde_json::to_string(&RevisionJson::new(&name, made))
+    let body = serde_json::to_string(&RevisionJson::new(&name, &layout, made))
         .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?
         + "\n";
     let etag = api::digest(&[body.as_bytes()]);
@@ -511,8 +516,9 @@ pub async fn transition(
         "changing a revision",
     )
     .map_err(|e| e.json("forbidden"))?;
-    let (listed, _) = api::list(repo, None).await?;
-    let revision = api::find_revision(&repository, &listed, name)?;
+    let (listed, _) = api::list_shown(repo, None).await?;
+    let layout = Layout::new(&repo.config.branch, &repo.config.directory);
+    let revision = api::find_revision(&repository, &layout, &listed, name)?;
     let package = revision.package.as_str();
     let ws = &revision.workspace;
     let n = revision.revision;
@@ -520,7 +526,13 @@ pub async fn transition(
     let draft = format!("refs/heads/drafts/{package}/{ws}");
     let proposed = format!("refs/heads/proposed/{package}/{ws}");
     let tag = format!("refs/tags/{package}/v{n}");
-    let deletion = format!("refs/heads/deletionProposed/{package}/v{n}");
+    // A placeholder's deletion proposal names the branch (Porch's
+    // `deletionProposed/F/B`), and approving it removes F from the branch.
+    let deletion = if revision.placeholder {
+        layout.placeholder_deletion_ref(&revision.package)
+    } else {
+        format!("refs/heads/deletionProposed/{package}/v{n}")
+    };
     let branch = format!("refs/heads/{}", repo.config.branch);
     use cadgate_hooks::listing::Lifecycle::*;
     let wrong = |needs: &str| {
@@ -563,6 +575,12 @@ pub async fn transition(
         ("reject-delete", DeletionProposed) => vec![(current(deletion.clone()).await?, zero, deletion)],
         ("delete", Draft) => vec![(revision.commit.clone(), zero, draft)],
         ("delete", Proposed) => vec![(revision.commit.clone(), zero, proposed)],
+        ("delete", DeletionProposed) if revision.placeholder => {
+            let tip = current(branch.clone()).await?;
+            let marker = current(deletion.clone()).await?;
+            let commit = package_deletion_commit(repo, &revision.package, &tip, &principal.name).await?;
+            vec![(tip, commit, branch), (marker, zero, deletion)]
+        }
         ("delete", DeletionProposed) => {
             let tag = published_tag(repo, &revision.package, n).await.unwrap_or(tag);
             vec![(current(tag.clone()).await?, zero, tag)]
@@ -590,10 +608,11 @@ pub async fn transition(
         };
         return Err(HttpError::new(status, reason).json("refused"));
     }
-    let (after, _) = api::list(repo, layout_package(repo, package)).await?;
+    let (after, _) = api::list_shown(repo, Some(revision.package.clone())).await?;
+    let layout = Layout::new(&repo.config.branch, &repo.config.directory);
     let items: Vec<serde_json::Value> = after
         .iter()
-        .filter_map(|r| serde_json::to_value(RevisionJson::new(&repository, r)).ok())
+        .filter_map(|r| serde_json::to_value(RevisionJson::new(&repository, &layout, r)).ok())
         .collect();
     let body =
         serde_json::json!({ "items": items, "messages": pushed.messages }).to_string() + "\n";
@@ -633,8 +652,43 @@ async fn published_tag(
     .flatten()
 }
 
-fn layout_package(repo: &Repository, package: &str) -> Option<cadgate_hooks::refs::PackagePath> {
-    Layout::new(&repo.config.branch, &repo.config.directory).package(package.trim_matches('/'))
+/// The package `repo`'s API names `package_name` (its path below the
+/// repository's directory).
+fn layout_package(
+    repo: &Repository,
+    package_name: &str,
+) -> Option<cadgate_hooks::refs::PackagePath> {
+    Layout::new(&repo.config.branch, &repo.config.directory).package_named(package_name)
+}
+
+/// The commit Porch writes to delete a package from the branch: child of
+/// `tip`, `tip`'s tree without `package`, message `Delete F`
+/// (porch pkg/externalrepo/git/git.go `createPackageDeleteCommitInRepo`,
+/// lines 1318–1365).
+async fn package_deletion_commit(
+    repo: &Arc<Repository>,
+    package: &cadgate_hooks::refs::PackagePath,
+    tip: &str,
+    user: &str,
+) -> Result<String, HttpError> {
+    let (path, package, tip, user) = (
+        repo.path.clone(),
+        package.clone(),
+        tip.to_string(),
+        user.to_string(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let git = Repo::open(&path)?;
+        let tree = git.tree_with_package(&tip, package.as_str(), None)?;
+        let author = Signature {
+            name: user.clone(),
+            email: format!("{user}@cadgate"),
+        };
+        git.commit_tree(&tree, &[&tip], &format!("Delete {package}\n"), &author)
+    })
+    .await
+    .map_err(|e| HttpError::internal(e.to_string()).json("internal"))?
+    .map_err(|e| HttpError::internal(e.to_string()).json("internal"))
 }
 
 fn source_repository(state: &State, from: &CloneFrom) -> Option<Arc<Repository>> {
@@ -662,7 +716,15 @@ async fn resolve(
                 .trim_matches('/')
                 .to_string();
             let repo = api::repository(state, principal, source)?;
-            let (listed, _) = api::list(repo, layout_package(repo, &package)).await?;
+            let found = layout_package(repo, &package);
+            // The upstream's directory in Git: the full path.
+            let full = found
+                .as_ref()
+                .map_or(package.clone(), |p| p.as_str().to_string());
+            let (listed, _) = match found {
+                Some(found) => api::list(repo, Some(found)).await?,
+                None => (Vec::new(), String::new()),
+            };
             let mut published = listed.iter().filter(|r| {
                 r.revision > 0 && from.revision.is_none_or(|n| n == r.revision)
             });
@@ -678,8 +740,8 @@ async fn resolve(
             })?;
             let origin = Origin {
                 repo: api::registered_url(state, repo, &base_url(headers)),
-                directory: package.clone(),
-                reference: format!("{package}/v{}", chosen.revision),
+                directory: full.clone(),
+                reference: format!("{full}/v{}", chosen.revision),
                 commit: chosen.commit.clone(),
             };
             let name = api::revision_name(source, chosen.package.as_str(), &chosen.workspace);

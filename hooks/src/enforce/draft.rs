@@ -51,14 +51,16 @@ pub(super) fn check_new_package(
         .map_err(|m| refuse("package-name", m))?;
     // New packages are rare: reading every lifecycle ref here is cheap
     // enough, and only this sees a collision.
-    let key = api_name_key(package.as_str());
+    // The API names a package by its path below the directory, as Porch
+    // does (porch pkg/util/util.go `ComposePkgRevObjName`).
+    let key = api_name_key(layout.package_name(package));
     let every = repo
         .refs_under(&[DRAFTS, PROPOSED, TAGS, DELETION_PROPOSED])
         .map_err(internal)?;
     if let Some(other) = every
         .iter()
         .filter_map(|r| package_of(layout.classify(&r.name)))
-        .find(|p| p != package && api_name_key(p.as_str()) == key)
+        .find(|p| p != package && api_name_key(layout.package_name(p)) == key)
     {
         return Err(refuse(
             "api-name-is-unique",

@@ -3,6 +3,9 @@
 use super::deletion::{already_on_branch, approve_deletion, hand_made_tag_proposal};
 use super::draft::{check_draft, check_new_package, check_new_workspace};
 use super::inspect::{check_kptfile, Inspected};
+use super::placeholder::{
+    delete_package, package_deletion, propose_package_deletion, reject_package_deletion,
+};
 use super::publish::{porch_proposal, publish};
 use super::snapshot::Snapshot;
 use super::{Context, Plan};
@@ -44,6 +47,16 @@ pub(super) fn judge(
                     &package,
                     &workspace,
                 );
+            }
+            if let Some(package) = package_deletion(repo, layout, snapshot, &command.new) {
+                authorize(
+                    &Transition::DeletePackage {
+                        package: package.clone(),
+                    },
+                    &context.user,
+                    context.role,
+                )?;
+                return delete_package(repo, context, snapshot, command, &package);
             }
             return Err(already_on_branch(repo, snapshot, command).unwrap_or(refusal));
         }
@@ -171,6 +184,15 @@ pub(super) fn judge(
         }
         Transition::ApproveDeletion { package, revision } => {
             approve_deletion(repo, context, snapshot, command, &package, revision)
+        }
+        Transition::ProposePackageDeletion { package } => {
+            propose_package_deletion(repo, context, snapshot, command, &package)
+        }
+        Transition::RejectPackageDeletion { package } => {
+            Ok(reject_package_deletion(context, command, &package))
+        }
+        Transition::DeletePackage { package } => {
+            delete_package(repo, context, snapshot, command, &package)
         }
     }
 }

@@ -18,6 +18,7 @@ mod deletion;
 mod draft;
 mod inspect;
 mod judge;
+mod placeholder;
 mod publish;
 mod snapshot;
 mod step;
@@ -335,7 +336,8 @@ fn package_of(kind: RefKind) -> Option<PackagePath> {
         RefKind::Draft { package, .. }
         | RefKind::Proposed { package, .. }
         | RefKind::Published { package, .. }
-        | RefKind::DeletionProposed { package, .. } => Some(package),
+        | RefKind::DeletionProposed { package, .. }
+        | RefKind::PlaceholderDeletionProposed { package } => Some(package),
         _ => None,
     }
 }

@@ -46,7 +46,8 @@ impl Snapshot {
                 RefKind::Draft { package, .. }
                 | RefKind::Proposed { package, .. }
                 | RefKind::Published { package, .. }
-                | RefKind::DeletionProposed { package, .. } => packages.push(package),
+                | RefKind::DeletionProposed { package, .. }
+                | RefKind::PlaceholderDeletionProposed { package } => packages.push(package),
                 _ => {}
             }
         }
@@ -54,11 +55,17 @@ impl Snapshot {
         // A push to the branch publishes the proposal at its new tip.
         for command in commands {
             if command.refname == branch_ref {
-                packages.extend(
-                    base.step_proposals(repo, &command.new)
-                        .into_iter()
-                        .map(|(p, _, _)| p),
-                );
+                let published = base.step_proposals(repo, &command.new);
+                if published.is_empty() {
+                    // Or deletes a package from the branch, Porch's way.
+                    packages.extend(super::placeholder::package_deletion(
+                        repo,
+                        layout,
+                        &base,
+                        &command.new,
+                    ));
+                }
+                packages.extend(published.into_iter().map(|(p, _, _)| p));
             }
         }
         packages.sort_by(|a, b| a.as_str().cmp(b.as_str()));

@@ -9,7 +9,7 @@ use crate::refs::{Layout, RefKind};
 
 /// The package (as its path) whose lifecycle step `command` belongs to: the
 /// package its ref names, or for the branch the package whose proposal the
-/// push publishes. `None`: a command of no package, judged on its own.
+/// push publishes (or which its `Delete F` commit removes). `None`: a command of no package, judged on its own.
 pub(super) fn step_of(
     repo: &Repo,
     layout: &Layout,
@@ -19,6 +19,8 @@ pub(super) fn step_of(
     match layout.classify(&command.refname) {
         RefKind::Branch => match snapshot.step_proposals(repo, &command.new).as_slice() {
             [(package, _, _)] => Some(package.as_str().to_string()),
+            [] => super::placeholder::package_deletion(repo, layout, snapshot, &command.new)
+                .map(|p| p.as_str().to_string()),
             _ => None,
         },
         kind => package_of(kind).map(|p| p.as_str().to_string()),

@@ -6,18 +6,26 @@
 use super::{list, rfc3339, PorchRevision, Registration};
 
 /// What cadgate's API lists for Porch's revision `r` (one of `all`, a
-/// listing of repository `repository`), field by field, under the
+/// listing of one repository), field by field, under the
 /// documented differences (docs/porch.md); `None` when cadgate does not list
 /// it at all.
-pub fn as_cadgate_lists_it(
-    r: &PorchRevision,
-    all: &[PorchRevision],
-    repository: &str,
-) -> Option<serde_json::Value> {
+pub fn as_cadgate_lists_it(r: &PorchRevision, all: &[PorchRevision]) -> Option<serde_json::Value> {
     if r.is_placeholder() {
-        // TODO(placeholder helper, issue 13 M3): cadgate does not list the
-        // `main` placeholder revision yet; when it does, map it here.
-        return None;
+        // M3 (docs/porch.md): cadgate lists the placeholder as Porch does,
+        // marked `placeholder: true`, never latest; its publishedBy and
+        // publishedAt are null (Porch reads the package's last annotated
+        // commit on the branch, `findLatestPackageCommit`).
+        return Some(serde_json::json!({
+            "name": r.name,
+            "packageName": r.package_name,
+            "workspaceName": r.workspace,
+            "revision": r.revision,
+            "lifecycle": r.lifecycle,
+            "latest": false,
+            "commit": r.commit,
+            "publishedBy": null,
+            "publishedAt": null,
+        }));
     }
     if r.revision < 1 && r.lifecycle != "Draft" && r.lifecycle != "Proposed" {
         // M4 (docs/porch.md): a tag Porch reads as revision 0, a negative
@@ -45,12 +53,10 @@ pub fn as_cadgate_lists_it(
         );
     }
     Some(serde_json::json!({
-        // TODO(placeholder helper, issue 13 M5): cadgate still names
-        // revisions and packages by the full path; Porch leaves out the
-        // repository directory (`r.name`, `r.package_name`). Switch these two
-        // lines when M5 lands.
-        "name": format!("{repository}.{}.{}", r.full_path.replace('/', "."), r.workspace),
-        "packageName": r.full_path,
+        // M5 (docs/porch.md): both name the package below the repository's
+        // directory (package.go 113, util.go 160–167).
+        "name": r.name,
+        "packageName": r.package_name,
         "workspaceName": r.workspace,
         "revision": r.revision,
         "lifecycle": r.lifecycle,
@@ -87,11 +93,10 @@ pub fn compared_fields(item: &serde_json::Value) -> serde_json::Value {
 pub fn porch_and_cadgate(
     porch: &[PorchRevision],
     items: &[serde_json::Value],
-    repository: &str,
 ) -> (Vec<String>, Vec<String>) {
     let mut expected: Vec<String> = porch
         .iter()
-        .filter_map(|r| as_cadgate_lists_it(r, porch, repository))
+        .filter_map(|r| as_cadgate_lists_it(r, porch))
         .map(|v| v.to_string())
         .collect();
     let mut listed: Vec<String> = items
@@ -116,7 +121,7 @@ pub fn assert_cadgate_lists_as_porch(
     let porch = list(&repo, registration)
         .unwrap_or_else(|e| panic!("{context}: Porch could not list the repository: {e}"));
     let items = crate::api::revisions(server, user, registration.name, "");
-    let (expected, listed) = porch_and_cadgate(&porch, &items, registration.name);
+    let (expected, listed) = porch_and_cadgate(&porch, &items);
     assert_eq!(
         listed, expected,
         "{context}: cadgate's API listing (left) differs from Porch's reading (right, mapped)"

@@ -40,13 +40,14 @@ fn porch_reads_a_repository_cadgate_wrote_as_cadgate_lists_it() {
     lab.propose("alice", &life, "ws-four");
     assert_cadgate_lists_as_porch(server, &rita, registration(DIRECTORY), "midway");
 
-    // A draft made through the API carries Porch's init task.
+    // A draft made through the API carries Porch's init task; the API names
+    // the package below the repository's directory (M5).
     let (status, made) = api::post(
         server,
         &TestUser::new("alice"),
         "/api/v1/repositories/catalog/revisions",
         &format!(
-            r#"{{"packageName":"{deep}","workspaceName":"start","init":{{"description":"deep"}}}}"#
+            r#"{{"packageName":"apps/deep/web","workspaceName":"start","init":{{"description":"deep"}}}}"#
         ),
     );
     assert_eq!(status, 201, "{made}");
