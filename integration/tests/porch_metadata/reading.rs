@@ -46,9 +46,7 @@ fn porch_reads_a_repository_cadgate_wrote_as_cadgate_lists_it() {
         server,
         &TestUser::new("alice"),
         "/api/v1/repositories/catalog/revisions",
-        &format!(
-            r#"{{"packageName":"apps/deep/web","workspaceName":"start","init":{{"description":"deep"}}}}"#
-        ),
+        r#"{"packageName":"apps/deep/web","workspaceName":"start","init":{"description":"deep"}}"#,
     );
     assert_eq!(status, 201, "{made}");
     lab.propose("alice", &deep, "start");
