@@ -31,6 +31,22 @@ fn annotation(package: &str, workspace: &str, revision: Option<u64>) -> String {
     }
 }
 
+/// The message of a commit Porch makes on a draft (git.go 1770–1830,
+/// `UpdateDraftResources`): the task type's title (`formatCommitMessage`,
+/// git.go 80–105) and a newline, then `annotateCommitMessage`
+/// (annotation.go 73–81) appends `"\n\nkpt:" + json + "\n"`; the draft's
+/// revision is `Revision2Str(0)` = `"0"` and the task is the one that caused
+/// the commit (`task`, its JSON).
+fn draft_message(title: &str, package: &str, workspace: &str, task: &str) -> String {
+    format!(
+        "{title}\n\n\nkpt:{{\"package\":\"{package}\",\"workspaceName\":\"{workspace}\",\"revision\":\"0\",\"task\":{task}}}\n"
+    )
+}
+
+/// Porch's render task (`porchctl rpkg push`, and the render of a proposal:
+/// engine.go 567, task/generictaskhandler.go 164, 227).
+const RENDER_TASK: &str = r#"{"type":"render"}"#;
+
 impl Porch {
     /// Porch with its cached clone of `url` (branch `branch`).
     pub fn new(url: &str, branch: &str) -> Self {
@@ -99,9 +115,13 @@ impl Porch {
     pub fn init(&self, package: &str, workspace: &str) -> Output {
         self.fetch();
         let kpt = kptfile(package);
-        let message = format!(
-            "Initializing package\n\n{}\n",
-            annotation(package, workspace, None)
+        // `porchctl rpkg init` sends an init task with its default
+        // description (cli/commands/rpkg/init/command.go).
+        let message = draft_message(
+            "Creating new empty revision",
+            package,
+            workspace,
+            r#"{"type":"init","init":{"description":"sample description"}}"#,
         );
         let commit = self.commit_on(
             &format!("origin/{}", self.branch),
@@ -111,15 +131,15 @@ impl Porch {
         self.push(&[format!("{commit}:refs/heads/drafts/{package}/{workspace}")])
     }
 
-    /// update: an edit commit, child of the draft tip, pushed to the same
-    /// draft (draft.go `UpdateResources`; git.go 1891–1903).
+    /// update: new resources (`porchctl rpkg push`), rendered and committed
+    /// as `Rendering package` with the render task (task/
+    /// generictaskhandler.go 170–227 `DoPRResourceMutations`), a child of the
+    /// draft tip pushed to the same draft (draft.go `UpdateResources`;
+    /// git.go 1891–1903).
     pub fn update(&self, package: &str, workspace: &str, file: &str, content: &str) -> Output {
         self.fetch();
         let path = format!("{package}/{file}");
-        let message = format!(
-            "Updating package\n\n{}\n",
-            annotation(package, workspace, None)
-        );
+        let message = draft_message("Rendering package", package, workspace, RENDER_TASK);
         let commit = self.commit_on(
             &format!("origin/drafts/{package}/{workspace}"),
             &[(&path, content.as_bytes())],
@@ -171,10 +191,7 @@ impl Porch {
     /// push (git.go 1875–1889). Returns the push and the render commit.
     pub fn propose(&self, package: &str, workspace: &str) -> (Output, String) {
         self.fetch();
-        let message = format!(
-            "Rendering package\n\n{}\n",
-            annotation(package, workspace, None)
-        );
+        let message = draft_message("Rendering package", package, workspace, RENDER_TASK);
         // The render's output differs with each draft it renders.
         let draft = format!("origin/drafts/{package}/{workspace}");
         let draft_tip = self.client.git_in("porch", &["rev-parse", &draft]);
