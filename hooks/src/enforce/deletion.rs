@@ -1,7 +1,6 @@
 //! Approving a deletion: the tag and its marker go, and the branch falls
 //! back to the new latest revision.
 
-use super::judge::revision_details;
 use super::snapshot::Snapshot;
 use super::{internal, refuse, Context, Downstream, Plan};
 use crate::audit;
@@ -251,4 +250,26 @@ pub(super) fn hand_made_tag_proposal(
         )));
     }
     Some(Ok(Transition::ProposeDeletion { package, revision }))
+}
+
+/// The commit a published revision's ref points at (peeled) and the
+/// workspace its approval commit names (`vN` when it names none).
+pub(super) fn revision_details(
+    repo: &Repo,
+    package: &PackagePath,
+    revision: u64,
+    oid: &str,
+) -> (String, String) {
+    let commit = repo
+        .peel(oid)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| oid.to_string());
+    let workspace = repo
+        .commit_infos(std::slice::from_ref(&commit))
+        .ok()
+        .and_then(|infos| infos.into_iter().next())
+        .and_then(|info| crate::listing::annotated_workspace(&info.message, package))
+        .unwrap_or_else(|| format!("v{revision}"));
+    (commit, workspace)
 }

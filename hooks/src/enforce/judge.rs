@@ -1,11 +1,11 @@
 //! Judging one ref update: the lifecycle transition it is, and how to carry it out.
 
-use super::deletion::{already_on_branch, approve_deletion, hand_made_tag_proposal};
+use super::deletion::{
+    already_on_branch, approve_deletion, hand_made_tag_proposal, revision_details,
+};
 use super::draft::{check_draft, check_new_package, check_new_workspace};
 use super::inspect::{check_kptfile, Inspected};
-use super::placeholder::{
-    delete_package, package_deletion, propose_package_deletion, reject_package_deletion,
-};
+use super::placeholder::{delete_package, propose_package_deletion, reject_package_deletion};
 use super::publish::{porch_proposal, publish};
 use super::snapshot::Snapshot;
 use super::{Context, Plan};
@@ -14,7 +14,6 @@ use crate::events::EventKind;
 use crate::git::{RefEdit, Repo};
 use crate::lifecycle::{authorize, classify, Refusal, Transition};
 use crate::proc_receive::Command;
-use crate::refs::PackagePath;
 
 /// Judge one ref update: how to carry it out, or why it is refused.
 pub(super) fn judge(
@@ -48,7 +47,7 @@ pub(super) fn judge(
                     &workspace,
                 );
             }
-            if let Some(package) = package_deletion(repo, layout, snapshot, &command.new) {
+            if let Some(package) = snapshot.package_deletion(repo, &command.new) {
                 authorize(
                     &Transition::DeletePackage {
                         package: package.clone(),
@@ -195,28 +194,6 @@ pub(super) fn judge(
             delete_package(repo, context, snapshot, command, &package)
         }
     }
-}
-
-/// The commit a published revision's ref points at (peeled) and the
-/// workspace its approval commit names (`vN` when it names none).
-pub(super) fn revision_details(
-    repo: &Repo,
-    package: &PackagePath,
-    revision: u64,
-    oid: &str,
-) -> (String, String) {
-    let commit = repo
-        .peel(oid)
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| oid.to_string());
-    let workspace = repo
-        .commit_infos(std::slice::from_ref(&commit))
-        .ok()
-        .and_then(|infos| infos.into_iter().next())
-        .and_then(|info| crate::listing::annotated_workspace(&info.message, package))
-        .unwrap_or_else(|| format!("v{revision}"));
-    (commit, workspace)
 }
 
 /// Move `commit` from the ref `from` to the new ref `to` (propose, reject),

@@ -30,43 +30,6 @@ use crate::lifecycle::{Refs, Refusal};
 use crate::proc_receive::Command;
 use crate::refs::{Layout, PackagePath, RefKind};
 
-/// The package a push of `new` to the branch deletes, when `new` is Porch's
-/// `Delete F` commit: its only parent is the branch tip and its tree is the
-/// tip's tree without the package `F` (the top-most directory holding a
-/// `Kptfile`, as Porch discovers packages) — nothing else changed.
-pub(super) fn package_deletion(
-    repo: &Repo,
-    layout: &Layout,
-    snapshot: &Snapshot,
-    new: &str,
-) -> Option<PackagePath> {
-    let tip = snapshot.branch_tip().ok()?;
-    if repo.parents(new).ok()?.as_slice() != [tip.clone()] {
-        return None;
-    }
-    let changed = repo.changes_outside(&tip, new, "").ok()?;
-    let first = changed.first()?;
-    // The top-most directory of the first changed file that holds a
-    // Kptfile on the branch.
-    let segments: Vec<&str> = first.split('/').collect();
-    let dirs: Vec<String> = (1..segments.len())
-        .map(|n| segments[..n].join("/"))
-        .collect();
-    let queries: Vec<(String, String)> = dirs
-        .iter()
-        .map(|d| (tip.clone(), format!("{d}/{KPTFILE}")))
-        .collect();
-    let exists = repo.files_exist(&queries).ok()?;
-    let dir = dirs
-        .iter()
-        .zip(exists)
-        .find(|(_, exists)| *exists)
-        .map(|(d, _)| d)?;
-    let package = layout.package(dir)?;
-    let removed = repo.tree_with_package(&tip, package.as_str(), None).ok()?;
-    (repo.object_at(new, "").ok()?.as_deref() == Some(removed.as_str())).then_some(package)
-}
-
 /// The published revisions of `package` the snapshot holds, as `vN`.
 fn published(layout: &Layout, snapshot: &Snapshot, package: &PackagePath) -> Vec<String> {
     let mut found: Vec<u64> = snapshot

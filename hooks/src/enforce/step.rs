@@ -19,7 +19,8 @@ pub(super) fn step_of(
     match layout.classify(&command.refname) {
         RefKind::Branch => match snapshot.step_proposals(repo, &command.new).as_slice() {
             [(package, _, _)] => Some(package.as_str().to_string()),
-            [] => super::placeholder::package_deletion(repo, layout, snapshot, &command.new)
+            [] => snapshot
+                .package_deletion(repo, &command.new)
                 .map(|p| p.as_str().to_string()),
             _ => None,
         },
