@@ -22,6 +22,9 @@
 //! to another. The wire bytes are what the access log's `bytes_out` and the
 //! `http_response_bytes` metric count.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use async_compression::tokio::bufread::{GzipEncoder, ZstdEncoder};
 use async_compression::Level;
 use bytes::{Bytes, BytesMut};
@@ -29,6 +32,7 @@ use futures_util::{stream, StreamExt};
 use http::{header, HeaderMap, HeaderValue, Response};
 use http_body_util::BodyExt;
 use hyper::body::Frame;
+use tokio::io::AsyncReadExt;
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::service::ResponseBody;
@@ -58,13 +62,14 @@ impl Coding {
     }
 }
 
-/// The marker a handler puts on an answer that may be compressed.
-#[derive(Debug, Clone, Copy)]
-struct Compressible;
+/// The marker a handler puts on an answer that may be compressed; with the
+/// whole answer when it is one remembered for replay ([`super::answers`]).
+#[derive(Debug, Clone)]
+struct Compressible(Option<Bytes>);
 
 /// Mark `response` as one [`finish`] may compress.
 pub fn compressible(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
-    response.extensions_mut().insert(Compressible);
+    response.extensions_mut().insert(Compressible(None));
     response
 }
 
@@ -76,6 +81,21 @@ pub fn when(listing: bool) -> impl FnOnce(Response<ResponseBody>) -> Response<Re
         } else {
             response
         }
+    }
+}
+
+/// Like [`when`], for an answer replayed from memory whose body is
+/// `answer`: its compressed form is remembered too ([`encode_remembered`]),
+/// so a poll answered from memory costs no compression either.
+pub fn remembered(
+    listing: bool,
+    answer: Bytes,
+) -> impl FnOnce(Response<ResponseBody>) -> Response<ResponseBody> {
+    move |mut response| {
+        if listing {
+            response.extensions_mut().insert(Compressible(Some(answer)));
+        }
+        response
     }
 }
 
@@ -140,9 +160,9 @@ pub async fn finish(
     mut response: Response<ResponseBody>,
     coding: Option<Coding>,
 ) -> Response<ResponseBody> {
-    if response.extensions_mut().remove::<Compressible>().is_none() {
+    let Some(Compressible(whole)) = response.extensions_mut().remove::<Compressible>() else {
         return response;
-    }
+    };
     response
         .headers_mut()
         .append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
@@ -152,6 +172,24 @@ pub async fn finish(
     if !response.status().is_success() || response.headers().contains_key(header::CONTENT_ENCODING)
     {
         return response;
+    }
+    if let Some(whole) = whole {
+        if whole.len() < THRESHOLD {
+            return response;
+        }
+        let Some(encoded) = encode_remembered(whole, coding).await else {
+            return response;
+        };
+        let (mut parts, _) = response.into_parts();
+        parts.headers.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(coding.token()),
+        );
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let body = http_body_util::Full::new(encoded)
+            .map_err(|never: std::convert::Infallible| match never {})
+            .boxed_unsync();
+        return Response::from_parts(parts, body);
     }
     let (mut parts, mut body) = response.into_parts();
     // Hold the answer's start until it is known to reach the threshold.
@@ -207,6 +245,77 @@ pub async fn finish(
         parts,
         http_body_util::StreamBody::new(frames).boxed_unsync(),
     )
+}
+
+/// Plain bytes of the answers whose compressed forms are remembered, at
+/// most (the oldest is forgotten first). Each answer is also held by the
+/// poll answers it compresses (16 MiB per repository, `answers::MAX_BYTES`)
+/// while they remember it.
+const REMEMBERED_BYTES: usize = 32 << 20;
+
+/// One remembered compressed answer. `plain` is held so its allocation
+/// stays the one it is: an answer is recognised by where its bytes are (a
+/// replayed answer is the same allocation every time), which is only sound
+/// while nothing can free and reuse that memory.
+struct Remembered {
+    plain: Bytes,
+    coding: Coding,
+    encoded: Arc<tokio::sync::OnceCell<Option<Bytes>>>,
+}
+
+fn remembered_answers() -> &'static Mutex<VecDeque<Remembered>> {
+    static MEMO: OnceLock<Mutex<VecDeque<Remembered>>> = OnceLock::new();
+    MEMO.get_or_init(|| Mutex::new(VecDeque::new()))
+}
+
+/// `plain` in `coding`, computed once however many polls ask at once;
+/// `None` if the encoder failed (the answer then goes out plain).
+async fn encode_remembered(plain: Bytes, coding: Coding) -> Option<Bytes> {
+    let cell = {
+        let Ok(mut memo) = remembered_answers().lock() else {
+            return encode(&plain, coding).await;
+        };
+        let same = |r: &Remembered| {
+            r.coding == coding && r.plain.as_ptr() == plain.as_ptr() && r.plain.len() == plain.len()
+        };
+        match memo.iter().find(|r| same(r)) {
+            Some(found) => found.encoded.clone(),
+            None => {
+                let cell = Arc::new(tokio::sync::OnceCell::new());
+                memo.push_back(Remembered {
+                    plain: plain.clone(),
+                    coding,
+                    encoded: cell.clone(),
+                });
+                let mut held: usize = memo.iter().map(|r| r.plain.len()).sum();
+                while held > REMEMBERED_BYTES && memo.len() > 1 {
+                    if let Some(old) = memo.pop_front() {
+                        held -= old.plain.len();
+                    }
+                }
+                cell
+            }
+        }
+    };
+    cell.get_or_init(|| encode(&plain, coding)).await.clone()
+}
+
+/// A whole answer compressed.
+async fn encode(plain: &[u8], coding: Coding) -> Option<Bytes> {
+    let mut out = Vec::with_capacity(plain.len() / 2);
+    let done = match coding {
+        Coding::Gzip => {
+            GzipEncoder::with_quality(plain, Level::Fastest)
+                .read_to_end(&mut out)
+                .await
+        }
+        Coding::Zstd => {
+            ZstdEncoder::with_quality(plain, Level::Fastest)
+                .read_to_end(&mut out)
+                .await
+        }
+    };
+    done.ok().map(|_| Bytes::from(out))
 }
 
 #[cfg(test)]
@@ -306,5 +415,55 @@ mod tests {
         assert!(response.headers().get(header::CONTENT_ENCODING).is_none());
         assert!(response.headers().get(header::VARY).is_none());
         assert_eq!(body_of(response).await, large);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_answer_is_compressed_once() {
+        use std::io::Read as _;
+        let large = Bytes::from(refs(500));
+        let replay = |body: &Bytes| {
+            let full = http_body_util::Full::new(body.clone())
+                .map_err(|never: std::convert::Infallible| match never {})
+                .boxed_unsync();
+            remembered(true, body.clone())(Response::new(full))
+        };
+        let first = finish(replay(&large), Some(Coding::Gzip)).await;
+        assert_eq!(first.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(first.headers()[header::VARY], "Accept-Encoding");
+        let first = body_of(first).await;
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(first.as_slice())
+            .read_to_end(&mut decoded)
+            .expect("gzip");
+        assert_eq!(decoded, large);
+        let second = body_of(finish(replay(&large), Some(Coding::Gzip)).await).await;
+        assert_eq!(second, first);
+        // The remembered form is the same allocation each time.
+        let cell = {
+            let memo = remembered_answers().lock().expect("memo");
+            let found = memo
+                .iter()
+                .find(|r| r.plain.as_ptr() == large.as_ptr() && r.coding == Coding::Gzip)
+                .map(|r| r.encoded.clone());
+            found.expect("remembered")
+        };
+        assert_eq!(
+            cell.get().cloned().flatten().map(|b| b.len()),
+            Some(first.len())
+        );
+        // Another answer with the same length is not taken for it.
+        let other = Bytes::from(refs(500).into_iter().rev().collect::<Vec<u8>>());
+        assert_eq!(other.len(), large.len());
+        let wire = body_of(finish(replay(&other), Some(Coding::Gzip)).await).await;
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(wire.as_slice())
+            .read_to_end(&mut decoded)
+            .expect("gzip");
+        assert_eq!(decoded, other);
+        // Small and not listing: as they are.
+        let small = Bytes::from(refs(3));
+        let r = finish(replay(&small), Some(Coding::Zstd)).await;
+        assert!(r.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(body_of(r).await, small);
     }
 }

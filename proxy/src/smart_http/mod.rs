@@ -590,8 +590,8 @@ async fn upload_pack(
     if let Some((answers, generation)) = replay {
         if let Some(answer) = answers.get(generation, &protocol, &buf) {
             exchange.set_replayed();
-            return bytes_response(answer, "application/x-git-upload-pack-result")
-                .map(compress::when(listing));
+            return bytes_response(answer.clone(), "application/x-git-upload-pack-result")
+                .map(compress::remembered(listing, answer));
         }
     }
     if shallow_unaware {
@@ -613,8 +613,8 @@ async fn upload_pack(
     if let Some((answers, generation)) = replay {
         let answer = collect(running).await?;
         answers.put(generation, &protocol, &body, answer.clone());
-        return bytes_response(answer, "application/x-git-upload-pack-result")
-            .map(compress::when(listing));
+        return bytes_response(answer.clone(), "application/x-git-upload-pack-result")
+            .map(compress::remembered(listing, answer));
     }
     // git has the body (its stdin pipe takes what is left): the budget is
     // free again once git has read it.
