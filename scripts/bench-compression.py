@@ -31,6 +31,7 @@ from benchmarks_md import write_section  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICKS = os.sysconf("SC_CLK_TCK")
 REVISIONS = 10
+MISSES = 10
 
 
 def run(*args, cwd=None, env=None, stdin=None):
@@ -81,7 +82,7 @@ def response_bytes(base):
     text = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
     total = 0
     for line in text.splitlines():
-        m = re.match(r'http_response_bytes_total\{service="([^"]+)"\} (\d+)', line)
+        m = re.match(r'[a-z_]*http_response_bytes_total\{[^}]*service="([^"]+)"[^}]*\} (\d+)', line)
         if m and m.group(1).startswith("git-"):
             total += int(m.group(2))
     return total
@@ -91,22 +92,26 @@ def pkt(line):
     return b"%04x%s" % (len(line) + 4, line)
 
 
-def ls_refs_request():
-    """The `ls-refs` of git-sync's poll of `main` (git 2.47, protocol v2)."""
+def ls_refs_request(miss=None):
+    """The `ls-refs` of git-sync's poll of `main` (git 2.47, protocol v2);
+    with `miss`, one more prefix that matches nothing, so the request is
+    one cadgate has not answered yet (git computes it)."""
     prefixes = [b"main", b"refs/main", b"refs/tags/main", b"refs/heads/main", b"refs/remotes/main",
                 b"refs/remotes/main/HEAD", b"refs/tags/"]
+    if miss is not None:
+        prefixes.append(b"refs/bench-miss/%d" % miss)
     body = pkt(b"command=ls-refs\n") + pkt(b"agent=git/2.47.3\n") + pkt(b"object-format=sha1\n") + b"0001"
     body += pkt(b"peel\n") + pkt(b"symrefs\n") + pkt(b"unborn\n")
     body += b"".join(pkt(b"ref-prefix " + p + b"\n") for p in prefixes)
     return body + b"0000"
 
 
-def ls_refs_bytes(base, auth, accept):
+def ls_refs_bytes(base, auth, accept, miss=None):
     headers = {"Authorization": auth, "Git-Protocol": "version=2",
                "Content-Type": "application/x-git-upload-pack-request"}
     if accept:
         headers["Accept-Encoding"] = accept
-    req = urllib.request.Request(f"{base}/published/bench.git/git-upload-pack", data=ls_refs_request(), headers=headers)
+    req = urllib.request.Request(f"{base}/published/bench.git/git-upload-pack", data=ls_refs_request(miss), headers=headers)
     with urllib.request.urlopen(req, timeout=60) as r:
         return len(r.read()), r.headers.get("Content-Encoding") or "none"
 
@@ -158,7 +163,13 @@ def measure(tags, polls, cadgate, work, env):
                 sys.exit("a no-op poll moved FETCH_HEAD")
             git_accept = accept or ("deflate, gzip, br, zstd" if zstd_in_curl() else "deflate, gzip")
             ls_refs, coding = ls_refs_bytes(base, auth, git_accept)
-            rows.append((label, coding, per_poll, ls_refs, cpu_per_poll, statistics.median(times)))
+            # The first poll after a publish: an `ls-refs` git computes, and
+            # cadgate compresses, afresh.
+            cpu = cpu_seconds(server.pid)
+            for i in range(MISSES):
+                ls_refs_bytes(base, auth, git_accept, miss=len(rows) * MISSES + i)
+            miss_cpu = (cpu_seconds(server.pid) - cpu) / MISSES * 1000
+            rows.append((label, coding, per_poll, ls_refs, cpu_per_poll, miss_cpu, statistics.median(times)))
     finally:
         server.terminate(); server.wait()
     return rows
@@ -176,11 +187,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--tags", default="1000,10000")
     parser.add_argument("--polls", type=int, default=30)
+    parser.add_argument("--cadgate", help="a cadgate binary to use instead of building the release one (a dry run: writes nothing)")
     args = parser.parse_args()
     sizes = [int(t) for t in args.tags.split(",")]
-    print("==> building cadgate (release)", file=sys.stderr)
-    run("cargo", "build", "--release", "-q", "-p", "cadgate", cwd=ROOT)
-    cadgate = os.path.join(ROOT, "target/release/cadgate")
+    if args.cadgate:
+        cadgate = args.cadgate
+    else:
+        print("==> building cadgate (release)", file=sys.stderr)
+        run("cargo", "build", "--release", "-q", "-p", "cadgate", cwd=ROOT)
+        cadgate = os.path.join(ROOT, "target/release/cadgate")
     work = tempfile.mkdtemp(prefix="cadgate-bench-compression.")
     env = dict(os.environ, HOME=work, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.path.join(work, "gitconfig"),
                GIT_TERMINAL_PROMPT="0")
@@ -194,8 +209,8 @@ def main():
     lines = []
     for tags, rows in results.items():
         plain = rows[0][2]
-        for label, coding, per_poll, ls_refs, cpu, p50 in rows:
-            lines.append(f"| {tags:,} | {label} | {coding} | {per_poll:,.0f} | {per_poll / plain:.2f}× | {ls_refs:,} | {cpu:.2f} | {p50:.1f} |")
+        for label, coding, per_poll, ls_refs, cpu, miss_cpu, p50 in rows:
+            lines.append(f"| {tags:,} | {label} | {coding} | {per_poll:,.0f} | {per_poll / plain:.2f}× | {ls_refs:,} | {cpu:.2f} | {miss_cpu:.1f} | {p50:.1f} |")
     cpu_name = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
     largest = results[sizes[-1]]
     section = f"""<!-- bench-compression:start -->
@@ -203,15 +218,18 @@ def main():
 
 `scripts/bench-compression.py --tags {args.tags} --polls {args.polls}` — {datetime.date.today()}, {os.cpu_count()} cores ({cpu_name}), {run('git', '--version')}, {subprocess.run(['curl', '--version'], capture_output=True, text=True).stdout.splitlines()[0].split(' (')[0]}.
 Repository: tags/10 packages x 10 published revisions, every tag at its own commit. The poll is git-sync's no-op poll of the published view, `git fetch <view> main --verbose --no-progress --prune --no-auto-gc --depth 1` (protocol v2: capabilities, an `ls-refs` with `ref-prefix refs/tags/` that lists every tag, a `fetch` with the `have`), after two polls that made cadgate remember its answers.
-Bytes per poll: every response body byte cadgate sent (`http_response_bytes`, git services) / {args.polls} polls. `ls-refs` answer: the same request sent once more with urllib, raw body bytes. Server CPU per poll: cadgate and its git children. Medians of {args.polls} samples (no p99 from so few).
+Bytes per poll: every response body byte cadgate sent (`http_response_bytes`, git services) / {args.polls} polls. `ls-refs` answer: the same request sent once more with urllib, raw body bytes. Server CPU (cadgate and its git children, `/proc/<pid>/stat`, 10 ms ticks): per poll answered from memory, and per `ls-refs` that misses the remembered answers ({MISSES} requests, each with one more `ref-prefix` matching nothing: git computes the answer and cadgate compresses it, as for the first poll after a publish). Medians of {args.polls} samples (no p99 from so few).
 
-| tags | Accept-Encoding | answered in | bytes per poll | vs identity | `ls-refs` answer (bytes) | server CPU per poll (ms) | poll p50 (ms) |
-|---|---|---|---|---|---|---|---|
+| tags | Accept-Encoding | answered in | bytes per poll | vs identity | `ls-refs` answer (bytes) | server CPU per poll, answered from memory (ms) | server CPU per `ls-refs` git computes (ms) | poll p50 (ms) |
+|---|---|---|---|---|---|---|---|---|
 {chr(10).join(lines)}
 
-The `ls-refs` answer is nearly all of a poll's bytes, and it shrinks {largest[0][2] / largest[2][2]:.1f}× with git's default `Accept-Encoding` at {sizes[-1]:,} tags (most of what is left is the hex SHAs, 40 characters of 20 bytes' entropy each). A remembered answer's compressed form is remembered with it, so a poll answered from memory costs no compression; the first poll after a publish compresses as it streams. A client that sends no `Accept-Encoding` (libgit2) or `identity` (dulwich) gets the identity row.
+The `ls-refs` answer is nearly all of a poll's bytes, and it shrinks {largest[0][2] / largest[2][2]:.1f}× with git's default `Accept-Encoding` at {sizes[-1]:,} tags (most of what is left is the hex SHAs, 40 characters of 20 bytes' entropy each). A remembered answer's compressed form is remembered with it, so a poll answered from memory costs no compression; the first poll after a publish (the last CPU column) pays git's work and one compression. A client that sends no `Accept-Encoding` (libgit2) or `identity` (dulwich) gets the identity row.
 <!-- bench-compression:end -->"""
-    write_section("bench-compression", section)
+    if args.cadgate:
+        print(section)
+    else:
+        write_section("bench-compression", section)
 
 
 if __name__ == "__main__":

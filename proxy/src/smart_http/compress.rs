@@ -248,10 +248,12 @@ pub async fn finish(
 }
 
 /// Plain bytes of the answers whose compressed forms are remembered, at
-/// most (the oldest is forgotten first). Each answer is also held by the
+/// most (the oldest is forgotten first, also past [`REMEMBERED_ANSWERS`]). Each answer is also held by the
 /// poll answers it compresses (16 MiB per repository, `answers::MAX_BYTES`)
 /// while they remember it.
 const REMEMBERED_BYTES: usize = 32 << 20;
+/// Answers whose compressed forms are remembered, at most.
+const REMEMBERED_ANSWERS: usize = 64;
 
 /// One remembered compressed answer. `plain` is held so its allocation
 /// stays the one it is: an answer is recognised by where its bytes are (a
@@ -288,7 +290,8 @@ async fn encode_remembered(plain: Bytes, coding: Coding) -> Option<Bytes> {
                     encoded: cell.clone(),
                 });
                 let mut held: usize = memo.iter().map(|r| r.plain.len()).sum();
-                while held > REMEMBERED_BYTES && memo.len() > 1 {
+                while (held > REMEMBERED_BYTES || memo.len() > REMEMBERED_ANSWERS) && memo.len() > 1
+                {
                     if let Some(old) = memo.pop_front() {
                         held -= old.plain.len();
                     }
