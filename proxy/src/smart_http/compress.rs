@@ -93,7 +93,10 @@ pub fn remembered(
 ) -> impl FnOnce(Response<ResponseBody>) -> Response<ResponseBody> {
     move |mut response| {
         if listing {
-            response.extensions_mut().insert(Compressible(Some(answer)));
+            // One too large to be remembered is not replayed either: its
+            // compressed form would never be asked for again.
+            let whole = (answer.len() <= super::answers::MAX_ANSWER).then_some(answer);
+            response.extensions_mut().insert(Compressible(whole));
         }
         response
     }
