@@ -576,3 +576,62 @@ fn porch_removes_a_package_from_the_upstreams_branch_through_cadgate() {
     );
     assert!(api::revisions(replica, &TestUser::new("rita"), "root", "package=legacy").is_empty());
 }
+
+/// Forward mode serves the mirror's ref lists like any view: compressed
+/// when the client asks and the list is long (docs/limits.md, "Compressed
+/// answers"), identical once decoded.
+#[test]
+fn forwarded_ref_lists_are_compressed_when_asked() {
+    use std::io::Read as _;
+    let host = Forwarded::start(1);
+    let lab = Lab::new(&host, ROOT, "gzip");
+    let f = lab.f();
+    lab.release(&f, "one", "n: 1\n");
+    // Forty draft branches pushed directly upstream: a long list to forward.
+    let direct = GitClient::new();
+    direct.git(&["clone", "-q", &host.upstream_url("root"), "d"]);
+    direct.commit_package("d", &f, &[("data.yaml", b"n: direct\n")], "direct");
+    let drafts: Vec<String> = (0..40)
+        .map(|i| format!("refs/heads/drafts/{f}/ws{i:02}"))
+        .collect();
+    let refspecs: Vec<String> = drafts.iter().map(|r| format!("HEAD:{r}")).collect();
+    let mut push = vec!["-C", "d", "push", "-q", "origin"];
+    push.extend(refspecs.iter().map(String::as_str));
+    direct.git(&push);
+
+    let server = &host.replicas[0];
+    let alice = TestUser::new("alice");
+    let listed = stdout(&GitClient::new().git(&["ls-remote", &server.url_as(&alice, "root")]));
+    let auth = basic(&alice);
+    let path = "/root.git/info/refs?service=git-upload-pack";
+    let plain = server.request("GET", path, &[("Authorization", &auth)], b"");
+    let gzip = server.request(
+        "GET",
+        path,
+        &[("Authorization", &auth), ("Accept-Encoding", "gzip")],
+        b"",
+    );
+    assert_eq!((plain.status, gzip.status), (200, 200), "{}", plain.text());
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(gzip.header("content-encoding"), Some("gzip"));
+    assert_eq!(gzip.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    assert!(
+        gzip.body.len() < plain.body.len(),
+        "{} compressed bytes, {} plain",
+        gzip.body.len(),
+        plain.body.len()
+    );
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(gzip.body.as_slice())
+        .read_to_end(&mut decoded)
+        .expect("gzip");
+    assert_eq!(decoded, plain.body);
+    for draft in &drafts {
+        assert!(
+            plain.text().contains(draft.as_str()),
+            "{draft} not advertised"
+        );
+        assert!(listed.contains(draft.as_str()), "{draft} not listed by git");
+    }
+}

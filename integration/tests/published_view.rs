@@ -8,6 +8,9 @@ use cadgate_integration::config_sync::{git_sync_poll, git_sync_root, synced_file
 use cadgate_integration::scenarios::{CadgateServer, Lab, ROOT};
 use cadgate_integration::*;
 
+#[path = "published_view/compression.rs"]
+mod compression;
+
 /// The repositories of the scenario config plus `open`, whose published view
 /// anyone may read.
 const OPEN: &str = "[[repository]]\nname = \"open\"\npublished_anonymous = true\n\n";

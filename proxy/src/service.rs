@@ -96,7 +96,14 @@ async fn dispatch(
             view,
             repository,
             endpoint,
-        } => smart_http::serve(state, request, exchange, view, &repository, endpoint).await,
+        } => {
+            // Ref advertisements and `ls-refs` answers in the client's
+            // Accept-Encoding (smart_http::compress).
+            let coding = smart_http::compress::negotiate(request.headers());
+            let response =
+                smart_http::serve(state, request, exchange, view, &repository, endpoint).await?;
+            Ok(smart_http::compress::finish(response, coding).await)
+        }
     }
 }
 

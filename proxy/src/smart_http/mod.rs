@@ -7,6 +7,7 @@
 
 pub mod answers;
 mod body;
+pub mod compress;
 pub mod pktline;
 mod shallow_view;
 
@@ -385,7 +386,21 @@ async fn serve_published(
     }
 }
 
+/// A ref advertisement (or v2 capability advertisement), which may go out
+/// compressed ([`compress`]).
 async fn advertise(
+    state: &State,
+    headers: &HeaderMap,
+    target: &Target<'_>,
+    service: GitService,
+    caller: Caller,
+) -> Result<Response<ResponseBody>, HttpError> {
+    advertise_refs(state, headers, target, service, caller)
+        .await
+        .map(compress::compressible)
+}
+
+async fn advertise_refs(
     state: &State,
     headers: &HeaderMap,
     target: &Target<'_>,
@@ -551,6 +566,8 @@ async fn upload_pack(
         .await?;
     }
     pktline::check_complete(&buf).map_err(HttpError::bad_request)?;
+    // An `ls-refs` answer may go out compressed; a fetch's (pack data) not.
+    let listing = is_v2(&Some(protocol.clone())) && answers::kind(&buf) == answers::Kind::LsRefs;
     if let Some(withdrawn) = &target.withdrawn {
         if let Some(oid) = pktline::wants(&buf)
             .into_iter()
@@ -573,7 +590,8 @@ async fn upload_pack(
     if let Some((answers, generation)) = replay {
         if let Some(answer) = answers.get(generation, &protocol, &buf) {
             exchange.set_replayed();
-            return bytes_response(answer, "application/x-git-upload-pack-result");
+            return bytes_response(answer.clone(), "application/x-git-upload-pack-result")
+                .map(compress::remembered(listing, answer));
         }
     }
     if shallow_unaware {
@@ -595,7 +613,8 @@ async fn upload_pack(
     if let Some((answers, generation)) = replay {
         let answer = collect(running).await?;
         answers.put(generation, &protocol, &body, answer.clone());
-        return bytes_response(answer, "application/x-git-upload-pack-result");
+        return bytes_response(answer.clone(), "application/x-git-upload-pack-result")
+            .map(compress::remembered(listing, answer));
     }
     // git has the body (its stdin pipe takes what is left): the budget is
     // free again once git has read it.
@@ -605,7 +624,8 @@ async fn upload_pack(
         "application/x-git-upload-pack-result",
         admitted,
     )
-    .await;
+    .await
+    .map(compress::when(listing));
     drop(grant);
     response
 }
