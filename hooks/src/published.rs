@@ -156,14 +156,9 @@ impl PublishedRepo {
             // Empty, so nothing leaked: it starts in the current layout.
             self.write_file(FORMAT, FORMAT_VERSION)?;
         }
-        for (key, value) in SETTINGS {
-            self.run(&["config", key, value], None)?;
-        }
-        self.run(
-            &["symbolic-ref", "HEAD", &format!("refs/heads/{branch}")],
-            None,
-        )?;
-        Ok(())
+        // Checked first, so a restart runs one git process here, not seven.
+        crate::setup::apply_settings(&self.git, &self.dir, SETTINGS)?;
+        crate::setup::point_head(&self.git, &self.dir, &format!("refs/heads/{branch}"))
     }
 
     /// The commits a `want` may not name: deleted revisions.
