@@ -145,7 +145,10 @@ impl PublishedRepo {
                 std::fs::create_dir_all(parent).map_err(|e| self.error("create", e))?;
             }
             let out = crate::process::GitCommand::new(&self.git)
-                .args(["init", "--bare", "--quiet", "--initial-branch", branch])
+                // No template: its sample hooks cost a start-up 14 file
+                // copies a repository and are never run.
+                .args(["init", "--bare", "--quiet", "--template="])
+                .args(["--initial-branch", branch])
                 .arg(&self.dir)
                 .into_std()
                 .output()

@@ -84,8 +84,8 @@ fn plain(key: &str, value: &str) -> bool {
 }
 
 /// Append `settings` (all [`plain`]) to the repository's config under git's
-/// lock protocol: `config.lock` created exclusively, written whole, synced,
-/// renamed over `config`.
+/// lock protocol: `config.lock` created exclusively, written whole, renamed
+/// over `config` (not synced: git does not sync its config either).
 fn append_settings(git_dir: &Path, settings: &[(&str, &str)]) -> std::io::Result<()> {
     use std::io::Write as _;
     let config = git_dir.join("config");
@@ -106,7 +106,6 @@ fn append_settings(git_dir: &Path, settings: &[(&str, &str)]) -> std::io::Result
         .open(&lock)?;
     let written = file
         .write_all(&text)
-        .and_then(|()| file.sync_all())
         .and_then(|()| std::fs::set_permissions(&lock, permissions))
         .and_then(|()| std::fs::rename(&lock, &config));
     if written.is_err() {

@@ -294,8 +294,13 @@ fn prepare_published(
     let repo = cadgate_hooks::git::Repo::open(authoring).map_err(|e| e.to_string())?;
     let layout = Layout::new(&config.branch, &config.directory);
     let report = view.sync(&repo, &layout, None).map_err(|e| e.to_string())?;
-    if report.updated + report.removed > 0 {
+    // A large sync (a first start over an existing repository) ends with
+    // full maintenance; a small one (a new repository, a view a crash left
+    // a few refs behind) is tidied by the sync itself, as after a publish.
+    if report.updated + report.removed > cadgate_hooks::git::PACK_REFS_EVERY {
         view.maintain().map_err(|e| e.to_string())?;
+    }
+    if report.updated + report.removed > 0 {
         tracing::info!(repository = %config.name, updated = report.updated, removed = report.removed, "brought the published view in step");
     }
     Ok(())
@@ -312,19 +317,17 @@ fn prepare(
     upstream: Option<&Upstream>,
 ) -> Result<(), String> {
     let branch_ref = format!("refs/heads/{}", config.branch);
-    if !path.join("HEAD").exists() {
+    let created = !path.join("HEAD").exists();
+    if created {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
         GitCommand::new(git)
-            .args([
-                "init",
-                "--bare",
-                "--quiet",
-                "--initial-branch",
-                &config.branch,
-            ])
+            // No template: its sample hooks cost 14 file copies a
+            // repository and are never run (the server's hooks come with -c).
+            .args(["init", "--bare", "--quiet", "--template="])
+            .args(["--initial-branch", &config.branch])
             .arg(path)
             .run()
             .map_err(|e| e.to_string())?;
@@ -359,7 +362,11 @@ fn prepare(
     }
     cadgate_hooks::setup::point_head(git, path, &branch_ref).map_err(|e| e.to_string())?;
     // Refs written before this start (by an older server, a hook-mode host,
-    // a crash before the packing was due) are packed once now.
+    // a crash before the packing was due) are packed once now; a repository
+    // created just now holds only its branch (forward mode: the fetch packs).
+    if created {
+        return Ok(());
+    }
     cadgate_hooks::setup::pack_loose_refs(git, path)
         .map(drop)
         .map_err(|e| e.to_string())
