@@ -118,4 +118,20 @@ fn a_server_whose_repository_list_exceeds_an_environment_string_still_judges_pus
     );
     assert!(root.server_ref(&format!("refs/tags/{loose}/v1")).is_none());
     assert!(root.server_ref(&format!("refs/tags/{f}/v1")).is_some());
+
+    // A garbled list refuses the push, naming the file, and changes nothing.
+    let list = host.server.data_dir().join("repositories.json");
+    std::fs::write(&list, "{\"version\":1,\"repositories\":[{\"na").expect("garble the list");
+    let garbled = root.other("garbled");
+    root.package_commit("alice", &garbled, "n: 1\n");
+    let out = root.push("alice", &[&format!("HEAD:refs/heads/drafts/{garbled}/ws")]);
+    let err = cadgate_integration::stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&list.display().to_string()) && err.contains("restart the server"),
+        "{err}"
+    );
+    assert!(root
+        .server_ref(&format!("refs/heads/drafts/{garbled}/ws"))
+        .is_none());
 }
