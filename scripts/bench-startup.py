@@ -83,6 +83,8 @@ def main():
     parser.add_argument("--samples", type=int, default=5, help="restarts per size and binary")
     parser.add_argument("--binary", action="append", default=[],
                         help="label=path of a cadgate binary (default: after=target/release/cadgate, else debug)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="only the first binary starts on an empty data directory; the others restart on its data")
     parser.add_argument("--write", action="store_true", help="write the section of BENCHMARKS.md")
     args = parser.parse_args()
     binaries = []
@@ -96,10 +98,10 @@ def main():
         for n in sizes:
             data, port = {}, free_port()
             for label, _ in binaries:
-                data[label] = os.path.join(work, f"data-{n}-{label}")
+                data[label] = os.path.join(work, f"data-{n}-{binaries[0][0] if args.reuse else label}")
             firsts, restarts, floors = {}, {label: [] for label, _ in binaries}, []
             with open(os.path.join(work, f"server-{n}.log"), "w") as log:
-                for label, binary in binaries:
+                for label, binary in (binaries[:1] if args.reuse else binaries):
                     config = write_config(work, data[label], n, port)
                     firsts[label] = start(binary, config, port, log)
                 for i in range(args.samples):
@@ -110,7 +112,7 @@ def main():
                     floors.append(floor(data[binaries[0][0]]))
             results[n] = (firsts, restarts, floors)
             for label, _ in binaries:
-                print(f"N={n} {label}: first start {firsts[label]:.2f} s, restart median {statistics.median(restarts[label]):.2f} s "
+                print(f"N={n} {label}: first start {firsts.get(label, float('nan')):.2f} s, restart median {statistics.median(restarts[label]):.2f} s "
                       f"(min {min(restarts[label]):.2f}, max {max(restarts[label]):.2f}), floor median {statistics.median(floors):.2f} s",
                       flush=True)
     finally:
@@ -120,12 +122,13 @@ def main():
         fl = statistics.median(floors)
         for label, _ in binaries:
             med = statistics.median(restarts[label])
-            rows.append(f"| {n:,} | {label} | {firsts[label]:.2f} | {med:.2f} ({min(restarts[label]):.2f}–{max(restarts[label]):.2f}) | {fl:.2f} | {med / fl:.1f}× |")
+            first = f"{firsts[label]:.2f}" if label in firsts else "—"
+            rows.append(f"| {n:,} | {label} | {first} | {med:.2f} ({min(restarts[label]):.2f}–{max(restarts[label]):.2f}) | {fl:.2f} | {med / fl:.1f}× |")
     section = f"""<!-- startup:start -->
 ## Start-up with many repositories (issue 14, item 5)
 
 `scripts/bench-startup.py --sizes {args.sizes} --samples {args.samples}` ({datetime.date.today()}, {os.cpu_count()} cores, binaries: {", ".join(f"{label} = {os.path.relpath(path, ROOT)}" for label, path in binaries)}).
-Each start is timed from spawning `cadgate serve` until `/healthz` answers. *First start*: an empty data directory (every bare repository, registered branch and published view is created; one sample). *Restart*: the same data directory again (median of {args.samples} samples, min–max in brackets; too few samples for percentiles). *Floor*: one `git rev-parse --verify HEAD` per repository in sequence, in the same run (median of {args.samples}).
+Each start is timed from spawning `cadgate serve` until `/healthz` answers. *First start*: an empty data directory (every bare repository, registered branch and published view is created; one sample{"; only the first binary, the others restart on its data (--reuse)" if args.reuse else ""}). *Restart*: the same data directory again (median of {args.samples} samples, min–max in brackets; too few samples for percentiles). *Floor*: one `git rev-parse --verify HEAD` per repository in sequence, in the same run (median of {args.samples}).
 
 | repositories | binary | first start (s) | restart (s) | floor (s) | restart / floor |
 |---|---|---|---|---|---|
