@@ -29,7 +29,7 @@ impl Enforcement {
         executable: &Path,
         repositories: &[cadgate_hooks::enforce::Downstream],
     ) -> std::io::Result<Self> {
-        // Written atomically, never half: a push meanwhile reads the old list.
+        // Written whole or not at all (temporary file, rename).
         let repositories = cadgate_hooks::downstreams::write(data_dir, repositories)?;
         let hooks_dir = data_dir.join("hooks");
         std::fs::create_dir_all(&hooks_dir)?;

@@ -84,7 +84,8 @@ impl Server {
             path: config.server.data_dir.clone(),
             source,
         })?;
-        let repositories: Vec<cadgate_hooks::enforce::Downstream> = registry
+        // By name, so the rule that looks into them meets them in one order.
+        let mut repositories: Vec<cadgate_hooks::enforce::Downstream> = registry
             .iter()
             .map(|r| cadgate_hooks::enforce::Downstream {
                 name: r.config.name.clone(),
@@ -92,6 +93,7 @@ impl Server {
                 branch: r.config.branch.clone(),
             })
             .collect();
+        repositories.sort_by(|a, b| a.name.cmp(&b.name));
         let enforcement = Enforcement::install(&config.server.data_dir, &executable, &repositories)
             .map_err(|source| StartError::DataDir {
                 path: config.server.data_dir.clone(),
