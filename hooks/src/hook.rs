@@ -4,8 +4,10 @@
 //! Who pushes and with what rights comes from the environment the server
 //! sets: `CADGATE_USER` (else `REMOTE_USER`), `CADGATE_ROLE`,
 //! `CADGATE_BRANCH` (default `main`), `CADGATE_DIRECTORY`,
-//! `CADGATE_SELF_APPROVAL` (`true`/`false`), and `CADGATE_PUBLISHED`, the
-//! published view's sibling repository to keep in step (none: no view). A push without an identity is
+//! `CADGATE_SELF_APPROVAL` (`true`/`false`), `CADGATE_PUBLISHED`, the
+//! published view's sibling repository to keep in step (none: no view), and
+//! `CADGATE_DOWNSTREAMS_FILE`, the file listing the server's other
+//! repositories ([`crate::downstreams`]). A push without an identity is
 //! refused, never treated as anyone in particular.
 
 use std::io::Write as _;
@@ -73,9 +75,15 @@ fn resolve(options: &HookOptions) -> Result<(Context, Option<PathBuf>), String> 
             role,
             self_approval: env("CADGATE_SELF_APPROVAL").as_deref() == Some("true"),
             upstream: crate::forward::Upstream::from_env(),
-            downstreams: env(crate::enforce::DOWNSTREAMS_VARIABLE)
-                .and_then(|json| serde_json::from_str(&json).ok())
-                .unwrap_or_default(),
+            // The server's other repositories, from the file it names
+            // (crate::downstreams); unreadable: nobody may push.
+            downstreams: match env(crate::downstreams::VARIABLE) {
+                Some(file) => {
+                    crate::downstreams::read(Path::new(&file), env("CADGATE_REPOSITORY").as_deref())
+                        .map_err(|e| e.to_string())?
+                }
+                None => Vec::new(),
+            },
         };
         return Ok((context, env("CADGATE_PUBLISHED").map(PathBuf::from)));
     };

@@ -19,12 +19,15 @@
 //! - [`hook`]: the hook entry points (`cadgate-hook proc-receive`);
 //! - [`install`]: installing cadgate into a repository another Git server hosts;
 //! - [`branch`]: the registered branch, created when a repository lacks it;
-//! - [`process`]: the one way cadgate starts git (clean environment, `--`, deadlines).
+//! - [`process`]: the one way cadgate starts git (clean environment, `--`, deadlines);
+//! - [`setup`]: a repository's idempotent set-up, checked cheaply (server start, hook install);
+//! - [`downstreams`]: the file through which the server tells the hook its other repositories.
 
 pub mod annotation;
 pub mod audit;
 pub mod branch;
 pub mod clone;
+pub mod downstreams;
 pub mod enforce;
 pub mod events;
 pub mod forward;
@@ -39,3 +42,4 @@ pub mod proc_receive;
 pub mod process;
 pub mod published;
 pub mod refs;
+pub mod setup;

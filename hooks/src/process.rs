@@ -327,7 +327,13 @@ impl GitCommand {
     /// A command with a deadline runs in its own process group, so the
     /// deadline can kill its helpers too ([`kill_group`]).
     pub fn into_std(self) -> Command {
-        let mut command = Command::new(&self.git);
+        let path = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_os_str());
+        let program = on_path(&self.git, path).unwrap_or_else(|| self.git.clone());
+        let mut command = Command::new(program);
         command
             .args(&self.args)
             .env_clear()
@@ -428,6 +434,28 @@ impl GitCommand {
     }
 }
 
+/// `program` (named without a `/`) as `execvp` would find it on `path`.
+/// Named so, std starts the child with `posix_spawn` instead of `fork`: a
+/// child whose `PATH` is set (every git child's is) is otherwise forked so
+/// its own `PATH` can be searched, and a fork copies the page tables of the
+/// whole server, which made a start-up with 1,000 repositories spend most
+/// of its time in the kernel. `None`: named with a `/`, or not found (the
+/// spawn then reports it).
+fn on_path(program: &Path, path: Option<&OsStr>) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    if program.as_os_str().as_bytes().contains(&b'/') {
+        return None;
+    }
+    std::env::split_paths(path?)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 /// Wait for `child` until `deadline`; past it, kill its process group.
 fn wait_until(
     child: &mut std::process::Child,
@@ -476,6 +504,35 @@ mod tests {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.to_string_lossy().into_owned())
+    }
+
+    #[test]
+    fn a_program_named_without_a_slash_is_found_on_the_childs_path() {
+        let dir = std::env::temp_dir().join(format!("cadgate-on-path-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (first, second) = (dir.join("a"), dir.join("b"));
+        std::fs::create_dir_all(&first).unwrap();
+        std::fs::create_dir_all(&second).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            // Not executable in the first directory: skipped, as execvp does.
+            std::fs::write(first.join("tool"), "").unwrap();
+            std::fs::write(second.join("tool"), "#!/bin/sh\n").unwrap();
+            let executable = std::fs::Permissions::from_mode(0o755);
+            std::fs::set_permissions(second.join("tool"), executable).unwrap();
+        }
+        let path = std::env::join_paths([&first, &second]).unwrap();
+        assert_eq!(
+            on_path(Path::new("tool"), Some(&path)),
+            Some(second.join("tool"))
+        );
+        assert_eq!(on_path(Path::new("missing"), Some(&path)), None);
+        assert_eq!(on_path(Path::new("./tool"), Some(&path)), None);
+        assert_eq!(on_path(Path::new("tool"), None), None);
+        // What a command runs: the found program, with git still working.
+        let version = GitCommand::new("git").arg("--version").run().unwrap();
+        assert!(version.starts_with("git version"), "{version}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -145,7 +145,10 @@ impl PublishedRepo {
                 std::fs::create_dir_all(parent).map_err(|e| self.error("create", e))?;
             }
             let out = crate::process::GitCommand::new(&self.git)
-                .args(["init", "--bare", "--quiet", "--initial-branch", branch])
+                // No template: its sample hooks cost a start-up 14 file
+                // copies a repository and are never run.
+                .args(["init", "--bare", "--quiet", "--template="])
+                .args(["--initial-branch", branch])
                 .arg(&self.dir)
                 .into_std()
                 .output()
@@ -156,14 +159,9 @@ impl PublishedRepo {
             // Empty, so nothing leaked: it starts in the current layout.
             self.write_file(FORMAT, FORMAT_VERSION)?;
         }
-        for (key, value) in SETTINGS {
-            self.run(&["config", key, value], None)?;
-        }
-        self.run(
-            &["symbolic-ref", "HEAD", &format!("refs/heads/{branch}")],
-            None,
-        )?;
-        Ok(())
+        // Checked first, so a restart runs one git process here, not seven.
+        crate::setup::apply_settings(&self.git, &self.dir, SETTINGS)?;
+        crate::setup::point_head(&self.git, &self.dir, &format!("refs/heads/{branch}"))
     }
 
     /// The commits a `want` may not name: deleted revisions.

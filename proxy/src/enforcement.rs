@@ -15,11 +15,22 @@ use cadgate_config::{PolicyConfig, RepositoryConfig, Role};
 #[derive(Debug, Clone)]
 pub struct Enforcement {
     hooks_dir: PathBuf,
+    /// `<data_dir>/repositories.json`: every repository, for the hook's
+    /// downstream rule ([`cadgate_hooks::downstreams`]).
+    repositories: PathBuf,
 }
 
 impl Enforcement {
-    /// Write `<data_dir>/hooks/proc-receive`, which runs `executable hook proc-receive`.
-    pub fn install(data_dir: &Path, executable: &Path) -> std::io::Result<Self> {
+    /// Write `<data_dir>/hooks/proc-receive`, which runs `executable hook
+    /// proc-receive`, and `<data_dir>/repositories.json`, which lists
+    /// `repositories` for it.
+    pub fn install(
+        data_dir: &Path,
+        executable: &Path,
+        repositories: &[cadgate_hooks::enforce::Downstream],
+    ) -> std::io::Result<Self> {
+        // Written whole or not at all (temporary file, rename).
+        let repositories = cadgate_hooks::downstreams::write(data_dir, repositories)?;
         let hooks_dir = data_dir.join("hooks");
         std::fs::create_dir_all(&hooks_dir)?;
         let quoted = executable.display().to_string().replace('\'', r"'\''");
@@ -35,7 +46,20 @@ impl Enforcement {
             std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755))?;
         }
         std::fs::rename(&temporary, &path)?;
-        Ok(Self { hooks_dir })
+        Ok(Self {
+            hooks_dir,
+            repositories,
+        })
+    }
+
+    /// The variable naming the list of repositories to a push's hook, which
+    /// reads it and leaves out the repository pushed to. A file, not the
+    /// list itself: Linux refuses an environment string over 128 KiB.
+    pub fn downstreams(&self) -> (String, String) {
+        (
+            cadgate_hooks::downstreams::VARIABLE.to_string(),
+            self.repositories.to_string_lossy().into_owned(),
+        )
     }
 
     /// git options that route every pushed ref through the hook.

@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 
 use cadgate_config::RepositoryConfig;
@@ -17,8 +16,6 @@ use cadgate_hooks::forward::{read_credentials, Upstream};
 use cadgate_hooks::process::GitCommand;
 use cadgate_hooks::published::PublishedRepo;
 use cadgate_hooks::refs::Layout;
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 
 /// Settings written into every served repository on start (idempotent).
 const REPOSITORY_SETTINGS: &[(&str, &str)] = &[
@@ -149,63 +146,43 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Create or open every configured repository under `data_dir`.
+    /// Create or open every configured repository under `data_dir`, up to
+    /// `parallel` of them at once (each runs its git processes one at a
+    /// time, so at most `parallel` git processes run: the server's
+    /// `max_git_processes`). A failure names the first failing repository
+    /// in config order.
     pub async fn open(
         repositories: &[RepositoryConfig],
         data_dir: &Path,
         git: &Path,
+        parallel: usize,
     ) -> Result<Self, RepositoryError> {
-        let mut by_name = HashMap::new();
+        let slots = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+        let mut tasks = Vec::with_capacity(repositories.len());
         for config in repositories {
-            let path = data_dir
-                .join("repositories")
-                .join(format!("{}.git", config.name));
-            let failed = |detail| RepositoryError {
+            let (config, data_dir, git, slots) = (
+                config.clone(),
+                data_dir.to_path_buf(),
+                git.to_path_buf(),
+                slots.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                tokio::task::spawn_blocking(move || open_one(config, &data_dir, &git)).await
+            }));
+        }
+        let mut by_name = HashMap::new();
+        for (task, config) in tasks.into_iter().zip(repositories) {
+            let failed = |detail: String| RepositoryError {
                 name: config.name.clone(),
-                path: path.clone(),
+                path: data_dir.join("repositories"),
                 detail,
             };
-            let upstream = match &config.upstream {
-                Some(url) => {
-                    let credentials = config
-                        .upstream_credentials
-                        .as_deref()
-                        .map(read_credentials)
-                        .transpose()
-                        .map_err(failed)?;
-                    Some(Upstream::new(url, credentials))
-                }
-                None => None,
-            };
-            let published = data_dir
-                .join("published")
-                .join(format!("{}.git", config.name));
-            recover(config, &path, &published).await.map_err(failed)?;
-            prepare(git, config, &path, upstream.as_ref())
+            let repository = task
                 .await
-                .map_err(failed)?;
-            prepare_published(config, &path, &published)
-                .await
-                .map_err(|detail| RepositoryError {
-                    name: config.name.clone(),
-                    path: published.clone(),
-                    detail,
-                })?;
-            by_name.insert(
-                config.name.clone(),
-                Arc::new(Repository {
-                    config: config.clone(),
-                    path,
-                    v2_capabilities: std::sync::OnceLock::new(),
-                    published,
-                    published_v2_capabilities: std::sync::OnceLock::new(),
-                    published_answers: Default::default(),
-                    upstream,
-                    refreshing: tokio::sync::Mutex::new(()),
-                    listing_memo: cadgate_hooks::listing::Memo::default(),
-                    api_answers: crate::api::Answers::default(),
-                }),
-            );
+                .map_err(|e| failed(e.to_string()))?
+                .map_err(|e| failed(e.to_string()))??;
+            by_name.insert(config.name.clone(), Arc::new(repository));
         }
         Ok(Self { by_name })
     }
@@ -221,199 +198,176 @@ impl Registry {
     }
 }
 
+/// Create or open one configured repository under `data_dir`: recover what
+/// a crash left, prepare the authoring repository, then its published view.
+fn open_one(
+    config: RepositoryConfig,
+    data_dir: &Path,
+    git: &Path,
+) -> Result<Repository, RepositoryError> {
+    let path = data_dir
+        .join("repositories")
+        .join(format!("{}.git", config.name));
+    let failed = |detail| RepositoryError {
+        name: config.name.clone(),
+        path: path.clone(),
+        detail,
+    };
+    let upstream = match &config.upstream {
+        Some(url) => {
+            let credentials = config
+                .upstream_credentials
+                .as_deref()
+                .map(read_credentials)
+                .transpose()
+                .map_err(failed)?;
+            Some(Upstream::new(url, credentials))
+        }
+        None => None,
+    };
+    let published = data_dir
+        .join("published")
+        .join(format!("{}.git", config.name));
+    recover(&config, &path, &published).map_err(failed)?;
+    prepare(git, &config, &path, upstream.as_ref()).map_err(failed)?;
+    prepare_published(&config, &path, &published).map_err(|detail| RepositoryError {
+        name: config.name.clone(),
+        path: published.clone(),
+        detail,
+    })?;
+    Ok(Repository {
+        config,
+        path,
+        v2_capabilities: std::sync::OnceLock::new(),
+        published,
+        published_v2_capabilities: std::sync::OnceLock::new(),
+        published_answers: Default::default(),
+        upstream,
+        refreshing: tokio::sync::Mutex::new(()),
+        listing_memo: cadgate_hooks::listing::Memo::default(),
+        api_answers: crate::api::Answers::default(),
+    })
+}
+
 /// Before anything else writes to an existing repository on start: under
 /// its lifecycle lock, remove the ref locks a killed process left, complete
 /// a push a crash interrupted ([`cadgate_hooks::journal::recover`]), and
 /// give every published revision its `published` event
 /// ([`cadgate_hooks::journal::reconcile_published`]).
-async fn recover(config: &RepositoryConfig, path: &Path, published: &Path) -> Result<(), String> {
+fn recover(config: &RepositoryConfig, path: &Path, published: &Path) -> Result<(), String> {
     if !path.join("HEAD").exists() {
         return Ok(());
     }
-    let (config, path, published) = (config.clone(), path.to_path_buf(), published.to_path_buf());
-    tokio::task::spawn_blocking(move || {
-        let lock = std::fs::File::create(path.join("cadgate.lock"))
-            .and_then(|lock| lock.lock().map(|()| lock))
-            .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
-        let layout = Layout::new(&config.branch, &config.directory);
-        let recovery = cadgate_hooks::journal::recover(
-            &path,
-            &config.name,
-            &layout,
-            Some(&published),
-            std::time::Duration::ZERO,
-        )
+    let lock = std::fs::File::create(path.join("cadgate.lock"))
+        .and_then(|lock| lock.lock().map(|()| lock))
+        .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+    let layout = Layout::new(&config.branch, &config.directory);
+    let recovery = cadgate_hooks::journal::recover(
+        path,
+        &config.name,
+        &layout,
+        Some(published),
+        std::time::Duration::ZERO,
+    )
+    .map_err(|e| e.to_string())?;
+    for line in recovery.lines() {
+        tracing::warn!(repository = %config.name, "{line}");
+    }
+    let added = cadgate_hooks::journal::reconcile_published(path, &config.name, &layout)
         .map_err(|e| e.to_string())?;
-        for line in recovery.lines() {
-            tracing::warn!(repository = %config.name, "{line}");
-        }
-        let added = cadgate_hooks::journal::reconcile_published(&path, &config.name, &layout)
-            .map_err(|e| e.to_string())?;
-        if added > 0 {
-            tracing::warn!(repository = %config.name, events = added, "recorded the missing published events of revisions whose publish landed without one");
-        }
-        drop(lock);
-        Ok(())
-    })
-    .await
-    .map_err(|e| format!("the recovery failed: {e}"))?
+    if added > 0 {
+        tracing::warn!(repository = %config.name, events = added, "recorded the missing published events of revisions whose publish landed without one");
+    }
+    drop(lock);
+    Ok(())
 }
 
 /// Create the published view's sibling and bring it in step with the
 /// authoring repository: whatever a crash left half done is repaired here.
-async fn prepare_published(
+fn prepare_published(
     config: &RepositoryConfig,
     authoring: &Path,
     published: &Path,
 ) -> Result<(), String> {
-    let (config, authoring, published) = (
-        config.clone(),
-        authoring.to_path_buf(),
-        published.to_path_buf(),
-    );
-    tokio::task::spawn_blocking(move || {
-        let view = PublishedRepo::at(&published);
-        view.create(&config.branch).map_err(|e| e.to_string())?;
-        let repo = cadgate_hooks::git::Repo::open(&authoring).map_err(|e| e.to_string())?;
-        let layout = Layout::new(&config.branch, &config.directory);
-        let report = view.sync(&repo, &layout, None).map_err(|e| e.to_string())?;
-        if report.updated + report.removed > 0 {
-            view.maintain().map_err(|e| e.to_string())?;
-            tracing::info!(repository = %config.name, updated = report.updated, removed = report.removed, "brought the published view in step");
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| format!("the published view's preparation failed: {e}"))?
+    let view = PublishedRepo::at(published);
+    view.create(&config.branch).map_err(|e| e.to_string())?;
+    let repo = cadgate_hooks::git::Repo::open(authoring).map_err(|e| e.to_string())?;
+    let layout = Layout::new(&config.branch, &config.directory);
+    let report = view.sync(&repo, &layout, None).map_err(|e| e.to_string())?;
+    // A large sync (a first start over an existing repository) ends with
+    // full maintenance; a small one (a new repository, a view a crash left
+    // a few refs behind) is tidied by the sync itself, as after a publish.
+    if report.updated + report.removed > cadgate_hooks::git::PACK_REFS_EVERY {
+        view.maintain().map_err(|e| e.to_string())?;
+    }
+    if report.updated + report.removed > 0 {
+        tracing::info!(repository = %config.name, updated = report.updated, removed = report.removed, "brought the published view in step");
+    }
+    Ok(())
 }
 
-async fn prepare(
+/// Prepare the authoring repository: create it when missing, give it
+/// cadgate's settings, its registered branch and `HEAD`, and pack its loose
+/// refs. Each step looks first and runs git only for what is missing
+/// ([`cadgate_hooks::setup`]): a restart runs one git process here.
+fn prepare(
     git: &Path,
     config: &RepositoryConfig,
     path: &Path,
     upstream: Option<&Upstream>,
 ) -> Result<(), String> {
     let branch_ref = format!("refs/heads/{}", config.branch);
-    if !path.join("HEAD").exists() {
+    let created = !path.join("HEAD").exists();
+    if created {
         if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
+            std::fs::create_dir_all(parent)
                 .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
-        let path_arg = path.to_string_lossy().into_owned();
-        run(
-            git,
-            None,
-            &[
-                "init",
-                "--bare",
-                "--quiet",
-                "--initial-branch",
-                &config.branch,
-                &path_arg,
-            ],
-            None,
-        )
-        .await?;
+        GitCommand::new(git)
+            // No template: its sample hooks cost 14 file copies a
+            // repository and are never run (the server's hooks come with -c).
+            .args(["init", "--bare", "--quiet", "--template="])
+            .args(["--initial-branch", &config.branch])
+            .arg(path)
+            .run()
+            .map_err(|e| e.to_string())?;
         tracing::info!(repository = %config.name, path = %path.display(), "created bare repository");
     }
-    for (key, value) in REPOSITORY_SETTINGS {
-        run(git, Some(path), &["config", key, value], None).await?;
-    }
+    cadgate_hooks::setup::apply_settings(git, path, REPOSITORY_SETTINGS)
+        .map_err(|e| e.to_string())?;
     if let Some(upstream) = upstream {
         // Forward mode: the mirror starts as the upstream is; the registered
         // branch is the upstream's to have.
-        let (upstream, dir) = (upstream.clone(), path.to_path_buf());
-        tokio::task::spawn_blocking(move || upstream.fetch(&dir))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        upstream.fetch(path).map_err(|e| e.to_string())?;
     }
-    let has_branch = run(
-        git,
-        Some(path),
-        &[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("{branch_ref}^{{commit}}"),
-        ],
-        None,
-    )
-    .await
-    .is_ok();
+    let repo =
+        cadgate_hooks::git::Repo::with_git(git.to_path_buf(), path).map_err(|e| e.to_string())?;
+    let has_branch = repo
+        .refs_under(&[branch_ref.as_str()])
+        .map_err(|e| e.to_string())?
+        .iter()
+        .any(|r| r.name == branch_ref);
     if !has_branch && upstream.is_some() {
         return Err(format!(
             "the upstream has no branch {}; create it there first",
             config.branch
         ));
     }
-    if !has_branch {
-        let (git_bin, dir, branch) = (git.to_path_buf(), path.to_path_buf(), config.branch.clone());
-        let created = tokio::task::spawn_blocking(move || {
-            let repo = cadgate_hooks::git::Repo::with_git(git_bin, &dir)?;
-            cadgate_hooks::branch::create_if_missing(&repo, &branch)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-        if created.is_some() {
-            tracing::info!(repository = %config.name, branch = %config.branch, "created the registered branch");
-        }
+    if !has_branch
+        && cadgate_hooks::branch::create_if_missing(&repo, &config.branch)
+            .map_err(|e| e.to_string())?
+            .is_some()
+    {
+        tracing::info!(repository = %config.name, branch = %config.branch, "created the registered branch");
     }
-    run(
-        git,
-        Some(path),
-        &["symbolic-ref", "HEAD", &branch_ref],
-        None,
-    )
-    .await?;
+    cadgate_hooks::setup::point_head(git, path, &branch_ref).map_err(|e| e.to_string())?;
     // Refs written before this start (by an older server, a hook-mode host,
-    // a crash before the packing was due) are packed once now.
-    let (git, dir) = (git.to_path_buf(), path.to_path_buf());
-    tokio::task::spawn_blocking(move || cadgate_hooks::git::pack_refs(&git, &dir))
-        .await
-        .map_err(|e| e.to_string())?
+    // a crash before the packing was due) are packed once now; a repository
+    // created just now holds only its branch (forward mode: the fetch packs).
+    if created {
+        return Ok(());
+    }
+    cadgate_hooks::setup::pack_loose_refs(git, path)
+        .map(drop)
         .map_err(|e| e.to_string())
-}
-
-/// Run a short git command and return its stdout, or its stderr as the error.
-async fn run(
-    git: &Path,
-    git_dir: Option<&Path>,
-    args: &[&str],
-    input: Option<&str>,
-) -> Result<String, String> {
-    let mut clean = GitCommand::new(git);
-    if let Some(dir) = git_dir {
-        clean = clean.git_dir(dir);
-    }
-    let mut command = Command::from(clean.args(args).into_std());
-    command.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot run {} ({e}); set server.git", git.display()))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(text.as_bytes())
-            .await
-            .map_err(|e| format!("cannot write to git: {e}"))?;
-    }
-    let output = child
-        .wait_with_output()
-        .await
-        .map_err(|e| format!("git failed: {e}"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(format!(
-            "`git {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
 }

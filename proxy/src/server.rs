@@ -71,17 +71,33 @@ impl Server {
         let _ = tokio::fs::remove_dir_all(config.server.data_dir.join(".scratch")).await;
         let git = config.server.git.clone();
         check_git(&git).await?;
-        let registry = Registry::open(&config.repositories, &config.server.data_dir, &git).await?;
+        // Repositories are prepared side by side, as many at once as git
+        // processes may run (each runs its git processes one at a time).
+        let registry = Registry::open(
+            &config.repositories,
+            &config.server.data_dir,
+            &git,
+            config.server.max_git_processes,
+        )
+        .await?;
         let executable = std::env::current_exe().map_err(|source| StartError::DataDir {
             path: config.server.data_dir.clone(),
             source,
         })?;
-        let enforcement =
-            Enforcement::install(&config.server.data_dir, &executable).map_err(|source| {
-                StartError::DataDir {
-                    path: config.server.data_dir.join("hooks"),
-                    source,
-                }
+        // By name, so the rule that looks into them meets them in one order.
+        let mut repositories: Vec<cadgate_hooks::enforce::Downstream> = registry
+            .iter()
+            .map(|r| cadgate_hooks::enforce::Downstream {
+                name: r.config.name.clone(),
+                path: r.path.clone(),
+                branch: r.config.branch.clone(),
+            })
+            .collect();
+        repositories.sort_by(|a, b| a.name.cmp(&b.name));
+        let enforcement = Enforcement::install(&config.server.data_dir, &executable, &repositories)
+            .map_err(|source| StartError::DataDir {
+                path: config.server.data_dir.clone(),
+                source,
             })?;
         let hub = Arc::new(crate::events::Hub::new(
             registry

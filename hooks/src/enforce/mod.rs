@@ -47,7 +47,8 @@ pub struct Context {
     pub downstreams: Vec<Downstream>,
 }
 
-/// Another repository of the same server, as the hook sees it.
+/// Another repository of the same server, as the hook sees it (written by
+/// the server and read by the hook through [`crate::downstreams`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Downstream {
     /// Its registered name.
@@ -57,10 +58,6 @@ pub struct Downstream {
     /// Its registered branch.
     pub branch: String,
 }
-
-/// The environment variable carrying [`Context::downstreams`] (JSON) from
-/// the server to the hook.
-pub const DOWNSTREAMS_VARIABLE: &str = "CADGATE_DOWNSTREAMS";
 
 /// What carrying out a push printed and reported.
 pub struct Verdict {

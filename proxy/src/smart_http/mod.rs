@@ -251,23 +251,10 @@ impl<'a> Target<'a> {
         );
         env.push(("REMOTE_USER".to_string(), user.name.clone()));
         if service == GitService::ReceivePack {
-            // The other repositories, whose packages may pin this one's revisions.
-            let downstreams: Vec<cadgate_hooks::enforce::Downstream> = state
-                .registry
-                .iter()
-                .filter(|r| r.config.name != repo.config.name)
-                .map(|r| cadgate_hooks::enforce::Downstream {
-                    name: r.config.name.clone(),
-                    path: r.path.clone(),
-                    branch: r.config.branch.clone(),
-                })
-                .collect();
-            if let Ok(json) = serde_json::to_string(&downstreams) {
-                env.push((
-                    cadgate_hooks::enforce::DOWNSTREAMS_VARIABLE.to_string(),
-                    json,
-                ));
-            }
+            // The other repositories, whose packages may pin this one's
+            // revisions: the file that lists them (a file, so the
+            // environment stays small however many there are).
+            env.push(state.enforcement.downstreams());
         }
         env.push(("CADGATE_REPOSITORY".to_string(), repo.config.name.clone()));
         if let Some(p) = git_protocol(headers)? {
