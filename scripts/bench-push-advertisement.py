@@ -13,7 +13,7 @@ release. Interleaved, sample by sample:
     of a fresh commit), timed from start to exit.
 
 Writes its section of BENCHMARKS.md. Usage:
-  scripts/bench-push-advertisement.py [--sizes 1000,10000] [--runs 30] [--baseline <commit>]
+  scripts/bench-push-advertisement.py [--sizes 1000,10000] [--runs 30] [--baseline <commit>] [--after <commit>]
 """
 import argparse, base64, datetime, hashlib, importlib.util, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
@@ -36,6 +36,14 @@ def build(source, out):
     run("cargo", "build", "--release", "-q", "-p", "cadgate", cwd=source,
         env=dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target")))
     shutil.copy(os.path.join(ROOT, "target", "release", "cadgate"), out)
+
+
+def extract(commit, into):
+    """The tree of `commit`, written to the directory `into`."""
+    os.makedirs(into)
+    archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
+    return into
 
 
 def start(binary, data, work, label):
@@ -79,6 +87,7 @@ def main():
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--baseline", default=None, help="commit to compare with (default: the one before the change)")
+    parser.add_argument("--after", default=None, help="commit to measure (default: this work tree)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.baseline is None:
@@ -94,14 +103,10 @@ def main():
     rows = []
     try:
         print(f"==> building the baseline {baseline} (release)", file=sys.stderr)
-        source = os.path.join(work, "baseline-src")
-        os.makedirs(source)
-        archive = subprocess.run(["git", "archive", baseline], cwd=ROOT, capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", source], input=archive, check=True)
         builds = {"before": os.path.join(work, "cadgate-before"), "after": os.path.join(work, "cadgate-after")}
-        build(source, builds["before"])
-        print("==> building this tree (release)", file=sys.stderr)
-        build(ROOT, builds["after"])
+        build(extract(baseline, os.path.join(work, "baseline-src")), builds["before"])
+        print(f"==> building {args.after or 'this work tree'} (release)", file=sys.stderr)
+        build(extract(args.after, os.path.join(work, "after-src")) if args.after else ROOT, builds["after"])
         for n in sizes:
             print(f"==> {n} tags", file=sys.stderr)
             seed = os.path.join(work, f"seed{n}.git")
@@ -153,7 +158,7 @@ def main():
 
 `scripts/bench-push-advertisement.py --sizes {args.sizes} --runs {args.runs}` — {datetime.date.today()}, {os.cpu_count()} cores ({cpu}), {run('git', '--version')}.
 Each repository holds N packages at its root, each with a published v1 (N tags, packed refs). Two cadgate servers (release builds) run side by side on copies of it:
-before = commit `{baseline}`, after = this tree. Samples are interleaved (before, after, after, before, …), {args.runs} per server and size.
+before = commit `{baseline}`, after = {('commit `' + args.after + '`') if args.after else 'this tree'}. Samples are interleaved (before, after, after, before, …), {args.runs} per server and size.
 Advertisement: `GET /bench.git/info/refs?service=git-receive-pack` without `Accept-Encoding` (the same bytes every sample).
 Draft push: `git push -q origin HEAD:refs/heads/drafts/F/dR` of a fresh one-file commit, timed to exit; median (min–max) in ms. With {args.runs} samples no p99 is claimed.
 
