@@ -410,6 +410,12 @@ fn forward_a_pusher_is_not_shown_every_tag() {
     push_advertisement::a_pusher_is_not_shown_every_tag(Mode::Forward)
 }
 
+/// Hook mode: the host's advertisement, with the tags hidden by its admin.
+#[test]
+fn hook_a_host_can_hide_tags_from_pushers() {
+    push_advertisement::a_host_that_hides_tags_from_pushers()
+}
+
 #[test]
 fn forward_an_upstream_change_before_porchs_approval_loses_nothing() {
     an_upstream_change_before_porchs_approval_loses_nothing(Mode::Forward)

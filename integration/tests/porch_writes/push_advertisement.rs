@@ -5,8 +5,9 @@
 //! every §6 transition still goes through `git push` (Porch's approval form
 //! included), and cadgate's refusals still reach the pusher.
 //!
-//! Runs where cadgate serves the advertisement: the server and forward
-//! mode. In hook mode the Git host serves it (docs/hook-mode.md).
+//! Runs where cadgate serves the advertisement, the server and forward
+//! mode, and in hook mode on a host whose admin hides the tags from the
+//! advertisement with the Apache rule of docs/pushing.md.
 
 use std::collections::BTreeSet;
 use std::process::Output;
@@ -52,8 +53,18 @@ fn push_advertisement(host: &Host, user: &str) -> (Vec<String>, usize) {
     (names, body.len())
 }
 
-/// The advertisement lists no tag but `shown`, and the branch.
+/// The Apache rule of docs/pushing.md ("Hook mode"): the tags hidden from
+/// the advertisement request alone.
+pub const HIDE_TAGS_ON_APACHE: &str = r#"SetEnvIfExpr "%{QUERY_STRING} =~ /(^|&)service=git-receive-pack(&|$)/" GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=receive.hideRefs GIT_CONFIG_VALUE_0=refs/tags
+"#;
+
+/// The advertisement lists no tag but `shown` (none on a host with a static
+/// rule), and the branch.
 fn shows_tags(host: &Host, mode: Mode, step: &str, shown: &[&str]) -> Vec<String> {
+    let shown = match mode {
+        Mode::Hook => &[][..],
+        _ => shown,
+    };
     let (names, _) = push_advertisement(host, "dev");
     let tags: BTreeSet<&str> = names
         .iter()
@@ -96,6 +107,14 @@ fn add_tags(host: &Host, from: usize, count: usize) {
         .write_all(input.as_bytes())
         .expect("write refs");
     assert!(child.wait().expect("wait").success());
+    // The host's user (Apache's) owns its repository, and the new refs too.
+    let owner = format!("--reference={}", host.repo().display());
+    let out = std::process::Command::new("chown")
+        .args(["-R", &owner])
+        .arg(host.repo())
+        .output()
+        .expect("run chown");
+    assert!(out.status.success(), "chown: {}", stderr(&out));
 }
 
 /// A `git push` as `user` from the client `client` (its clone `w`).
@@ -128,17 +147,27 @@ fn fetch(client: &GitClient) {
 }
 
 pub fn a_pusher_is_not_shown_every_tag(mode: Mode) {
-    let host = Host::start(mode);
-    add_tags(&host, 0, 200);
-    let before = shows_tags(&host, mode, "200 tags", &[]);
-    let (_, size) = push_advertisement(&host, "dev");
-    add_tags(&host, 200, 200);
-    let after = shows_tags(&host, mode, "400 tags", &[]);
+    every_transition_with_tags_hidden(&Host::start(mode), mode);
+}
+
+/// Hook mode with the Apache rule: the host shows no tag at all, and the
+/// approver's `:refs/tags/F/vN` arrives without the tag's old value; the
+/// hook deletes the tag as it is, as git itself would.
+pub fn a_host_that_hides_tags_from_pushers() {
+    every_transition_with_tags_hidden(&Host::start_hook(HIDE_TAGS_ON_APACHE), Mode::Hook);
+}
+
+fn every_transition_with_tags_hidden(host: &Host, mode: Mode) {
+    add_tags(host, 0, 200);
+    let before = shows_tags(host, mode, "200 tags", &[]);
+    let (_, size) = push_advertisement(host, "dev");
+    add_tags(host, 200, 200);
+    let after = shows_tags(host, mode, "400 tags", &[]);
     assert_eq!(
         before, after,
         "{mode:?}: 200 more tags changed the advertisement"
     );
-    assert_eq!(size, push_advertisement(&host, "dev").1, "{mode:?}");
+    assert_eq!(size, push_advertisement(host, "dev").1, "{mode:?}");
 
     let dev = GitClient::new();
     dev.git(&["clone", "-q", &host.url_as("dev"), "w"]);
@@ -159,7 +188,7 @@ pub fn a_pusher_is_not_shown_every_tag(mode: Mode) {
         "update",
         &push(&dev, &["+HEAD:refs/heads/drafts/web/ws"]),
     );
-    let names = shows_tags(&host, mode, "a draft", &[]);
+    let names = shows_tags(host, mode, "a draft", &[]);
     assert!(
         names.iter().any(|n| n == "refs/heads/drafts/web/ws"),
         "{names:?}"
@@ -192,7 +221,7 @@ pub fn a_pusher_is_not_shown_every_tag(mode: Mode) {
         output(&out)
     );
     assert!(server_ref(&host.repo(), "refs/tags/web/v1").is_some());
-    shows_tags(&host, mode, "publishing web v1", &[]);
+    shows_tags(host, mode, "publishing web v1", &[]);
 
     // Porch's approval form: branch, new tag and the proposal's deletion.
     let porch = host.porch();
@@ -201,7 +230,7 @@ pub fn a_pusher_is_not_shown_every_tag(mode: Mode) {
     let (out, merge) = porch.approve("api", "ws", 1);
     accepted(mode, "porch approve", &out);
     assert_eq!(server_ref(&host.repo(), "refs/tags/api/v1"), Some(merge));
-    shows_tags(&host, mode, "Porch's approval", &[]);
+    shows_tags(host, mode, "Porch's approval", &[]);
 
     // cadgate's refusals reach the pusher, for tags it was not shown too.
     fetch(&dev);
@@ -243,7 +272,7 @@ pub fn a_pusher_is_not_shown_every_tag(mode: Mode) {
             &["refs/tags/web/v1:refs/heads/deletionProposed/web/v1"],
         ),
     );
-    let names = shows_tags(&host, mode, "proposing deletion", &["refs/tags/web/v1"]);
+    let names = shows_tags(host, mode, "proposing deletion", &["refs/tags/web/v1"]);
     assert!(
         names
             .iter()
@@ -255,7 +284,7 @@ pub fn a_pusher_is_not_shown_every_tag(mode: Mode) {
         "reject deletion",
         &push(&porch_user, &[":refs/heads/deletionProposed/web/v1"]),
     );
-    shows_tags(&host, mode, "rejecting the deletion", &[]);
+    shows_tags(host, mode, "rejecting the deletion", &[]);
 
     // Propose again and approve with git's own `:refs/tags/F/vN`.
     accepted(
@@ -280,7 +309,7 @@ pub fn a_pusher_is_not_shown_every_tag(mode: Mode) {
         server_ref(&host.repo(), "refs/heads/deletionProposed/web/v1"),
         None
     );
-    shows_tags(&host, mode, "approving the deletion", &[]);
+    shows_tags(host, mode, "approving the deletion", &[]);
 
     // Porch's deletion: the tag and the proposal deleted in one push.
     accepted(
@@ -296,7 +325,7 @@ pub fn a_pusher_is_not_shown_every_tag(mode: Mode) {
     );
     accepted(mode, "porch delete", &porch.delete("api", 1));
     assert_eq!(server_ref(&host.repo(), "refs/tags/api/v1"), None);
-    let end = shows_tags(&host, mode, "Porch's deletion", &[]);
+    let end = shows_tags(host, mode, "Porch's deletion", &[]);
     assert_eq!(
         end.iter().filter(|n| n.starts_with("refs/tags/")).count(),
         0,
