@@ -410,6 +410,11 @@ fn forward_a_pusher_is_not_shown_every_tag() {
     push_advertisement::a_pusher_is_not_shown_every_tag(Mode::Forward)
 }
 
+#[test]
+fn server_other_git_implementations_push_through_the_smaller_advertisement() {
+    push_advertisement::other_git_implementations_push_through_it()
+}
+
 /// Hook mode: the host's advertisement, with the tags hidden by its admin.
 #[test]
 fn hook_a_host_can_hide_tags_from_pushers() {

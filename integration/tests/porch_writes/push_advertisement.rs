@@ -332,3 +332,127 @@ fn every_transition_with_tags_hidden(host: &Host, mode: Mode) {
         "{mode:?}"
     );
 }
+
+/// Push `refspecs` from the clone `dir` to `url` with dulwich or libgit2
+/// (pygit2); its output, failing the test when the push fails.
+fn push_with(library: &str, dir: &std::path::Path, url: &str, refspecs: &[&str]) -> String {
+    let script = match library {
+        "dulwich" => {
+            r#"
+import sys
+from dulwich import porcelain
+path, url = sys.argv[1:3]
+porcelain.push(path, url, refspecs=[s.encode() for s in sys.argv[3:]],
+               outstream=sys.stderr.buffer, errstream=sys.stderr.buffer)
+"#
+        }
+        _ => {
+            r#"
+import sys, urllib.parse, pygit2
+path, url = sys.argv[1:3]
+parts = urllib.parse.urlsplit(url)
+class Callbacks(pygit2.RemoteCallbacks):
+    def credentials(self, url, username_from_url, allowed_types):
+        return pygit2.UserPass(parts.username, parts.password)
+    def push_update_reference(self, ref, message):
+        if message:
+            sys.exit(f"{ref} refused: {message}")
+repo = pygit2.Repository(path)
+repo.remotes.create_anonymous(url).push(sys.argv[3:], callbacks=Callbacks())
+"#
+        }
+    };
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(dir)
+        .arg(url)
+        .args(refspecs)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{library} (python3 -m pip install dulwich pygit2; scripts/test.sh does) push {refspecs:?} failed:\n{}",
+        output(&out)
+    );
+    output(&out)
+}
+
+/// dulwich and libgit2 push through the smaller advertisement: a draft
+/// each, and each approves a deletion (`:refs/tags/F/vN`, its old value
+/// from the advertisement).
+pub fn other_git_implementations_push_through_it() {
+    let host = Host::start(Mode::Server);
+    add_tags(&host, 0, 200);
+    let porch = host.porch();
+    for package in ["web", "api"] {
+        accepted(Mode::Server, "porch init", &porch.init(package, "ws"));
+        accepted(
+            Mode::Server,
+            "porch propose",
+            &porch.propose(package, "ws").0,
+        );
+        accepted(
+            Mode::Server,
+            "porch approve",
+            &porch.approve(package, "ws", 1).0,
+        );
+    }
+    let dev = GitClient::new();
+    dev.git(&["clone", "-q", &host.url_as("dev"), "w"]);
+    for package in ["web", "api"] {
+        accepted(
+            Mode::Server,
+            "propose deletion",
+            &push(
+                &dev,
+                &[&format!(
+                    "refs/tags/{package}/v1:refs/heads/deletionProposed/{package}/v1"
+                )],
+            ),
+        );
+    }
+    shows_tags(
+        &host,
+        Mode::Server,
+        "two deletion proposals",
+        &["refs/tags/api/v1", "refs/tags/web/v1"],
+    );
+    for (library, package) in [("dulwich", "web"), ("libgit2", "api")] {
+        dev.git_in("w", &["checkout", "-q", "-B", library, "origin/main"]);
+        let draft = dev.commit_files(
+            "w",
+            &[("web/by.yaml", library.as_bytes())],
+            &format!("web by {library}"),
+        );
+        push_with(
+            library,
+            &dev.path("w"),
+            &host.url_as("dev"),
+            &[&format!(
+                "refs/heads/{library}:refs/heads/drafts/web/{library}"
+            )],
+        );
+        assert_eq!(
+            server_ref(&host.repo(), &format!("refs/heads/drafts/web/{library}")),
+            Some(draft),
+            "{library}: the draft"
+        );
+        let tag = format!("refs/tags/{package}/v1");
+        push_with(
+            library,
+            &dev.path("w"),
+            &host.url_as("porch"),
+            &[&format!(":{tag}")],
+        );
+        assert_eq!(server_ref(&host.repo(), &tag), None, "{library}: {tag}");
+        assert_eq!(
+            server_ref(
+                &host.repo(),
+                &format!("refs/heads/deletionProposed/{package}/v1")
+            ),
+            None,
+            "{library}: the deletion proposal"
+        );
+    }
+    shows_tags(&host, Mode::Server, "both deletions", &[]);
+}
