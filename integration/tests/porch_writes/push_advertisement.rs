@@ -296,7 +296,7 @@ fn every_transition_with_tags_hidden(host: &Host, mode: Mode) {
         ),
     );
     shows_tags(
-        &host,
+        host,
         mode,
         "proposing deletion again",
         &["refs/tags/web/v1"],
@@ -318,7 +318,7 @@ fn every_transition_with_tags_hidden(host: &Host, mode: Mode) {
         &porch.propose_delete("api", 1),
     );
     shows_tags(
-        &host,
+        host,
         mode,
         "Porch's deletion proposal",
         &["refs/tags/api/v1"],
