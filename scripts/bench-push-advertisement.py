@@ -5,7 +5,7 @@ For repositories holding N published tags (default 1,000 and 10,000: N
 packages, each with a published v1), two cadgate servers run side by side,
 each on its own copy of the repository: the baseline build (by default the commit
 before the one that added smart_http/push_advertisement.rs) and this tree's build, both
-release. Interleaved, sample by sample:
+release, each built from `git archive` of its commit. Interleaved, sample by sample:
   - the bytes of the authoring view's receive-pack advertisement
     (`GET /bench.git/info/refs?service=git-receive-pack`, no compression
     asked for) and how many refs it lists;
@@ -13,7 +13,7 @@ release. Interleaved, sample by sample:
     of a fresh commit), timed from start to exit.
 
 Writes its section of BENCHMARKS.md. Usage:
-  scripts/bench-push-advertisement.py [--sizes 1000,10000] [--runs 30] [--baseline <commit>] [--after <commit>]
+  scripts/bench-push-advertisement.py [--sizes 1000,10000] [--runs 30] [--baseline <commit>] [--after <commit, default HEAD>]
 """
 import argparse, base64, datetime, hashlib, importlib.util, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
@@ -42,7 +42,11 @@ def extract(commit, into):
     """The tree of `commit`, written to the directory `into`."""
     os.makedirs(into)
     archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
+    # `-m`: the files get the time of extraction. Cargo names a workspace
+    # crate's build by its path relative to the workspace, so both trees
+    # share the same outputs in target/; it rebuilds only sources newer
+    # than those outputs (git archive's commit times would be older).
+    subprocess.run(["tar", "-x", "-m", "-C", into], input=archive, check=True)
     return into
 
 
@@ -87,7 +91,7 @@ def main():
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--baseline", default=None, help="commit to compare with (default: the one before the change)")
-    parser.add_argument("--after", default=None, help="commit to measure (default: this work tree)")
+    parser.add_argument("--after", default="HEAD", help="commit to measure (default: HEAD; commit first)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.baseline is None:
@@ -105,8 +109,11 @@ def main():
         print(f"==> building the baseline {baseline} (release)", file=sys.stderr)
         builds = {"before": os.path.join(work, "cadgate-before"), "after": os.path.join(work, "cadgate-after")}
         build(extract(baseline, os.path.join(work, "baseline-src")), builds["before"])
-        print(f"==> building {args.after or 'this work tree'} (release)", file=sys.stderr)
-        build(extract(args.after, os.path.join(work, "after-src")) if args.after else ROOT, builds["after"])
+        after = run("git", "rev-parse", "--short=12", args.after, cwd=ROOT)
+        print(f"==> building {after} (release)", file=sys.stderr)
+        build(extract(after, os.path.join(work, "after-src")), builds["after"])
+        if open(builds["before"], "rb").read() == open(builds["after"], "rb").read():
+            sys.exit("the two builds are the same binary: cargo did not rebuild")
         for n in sizes:
             print(f"==> {n} tags", file=sys.stderr)
             seed = os.path.join(work, f"seed{n}.git")
@@ -158,7 +165,7 @@ def main():
 
 `scripts/bench-push-advertisement.py --sizes {args.sizes} --runs {args.runs}` — {datetime.date.today()}, {os.cpu_count()} cores ({cpu}), {run('git', '--version')}.
 Each repository holds N packages at its root, each with a published v1 (N tags, packed refs). Two cadgate servers (release builds) run side by side on copies of it:
-before = commit `{baseline}`, after = {('commit `' + args.after + '`') if args.after else 'this tree'}. Samples are interleaved (before, after, after, before, …), {args.runs} per server and size.
+before = commit `{baseline}`, after = commit `{after}`. Samples are interleaved (before, after, after, before, …), {args.runs} per server and size.
 Advertisement: `GET /bench.git/info/refs?service=git-receive-pack` without `Accept-Encoding` (the same bytes every sample).
 Draft push: `git push -q origin HEAD:refs/heads/drafts/F/dR` of a fresh one-file commit, timed to exit; median (min–max) in ms. With {args.runs} samples no p99 is claimed.
 
@@ -166,7 +173,7 @@ Draft push: `git push -q origin HEAD:refs/heads/drafts/F/dR` of a fresh one-file
 |---|---|---|---|---|---|
 {chr(10).join(lines)}
 
-The advertisement after the change lists the branch and what the pusher's own pushes made (drafts, proposals, deletion proposals, notes) and no tag without a deletion proposal, so its size does not depend on N — {met(flat_bytes)} (same bytes at every size).
+The advertisement after the change lists the branch and what the pusher's own pushes made (drafts, proposals, deletion proposals, notes) and no tag without a deletion proposal, so its size does not depend on N — {met(flat_bytes)} ({rows[0][1]["after"][0]:,.0f} B at {rows[0][0]}, {rows[-1][1]["after"][0]:,.0f} B at {rows[-1][0]}).
 Draft push from the smallest to the largest repository after the change: {growth:.2f}× (goal ≤ 1.3× from 1,000 to 100,000 revisions — {met(growth <= 1.3)} over the sizes measured here;
 what still grows is the hook's own work and the N-entry root tree the commit carries, not the advertisement).
 <!-- bench-push-advertisement:end -->"""
