@@ -107,15 +107,14 @@ pub(super) async fn hidden_tags_env(git: &Path, repo: &Repository) -> Vec<(Strin
     let git = git.to_path_buf();
     let git_dir = repo.path.clone();
     let layout = Layout::new(&repo.config.branch, &repo.config.directory);
-    let read = tokio::task::spawn_blocking(move || read_hide_settings(&git, &git_dir, &layout));
-    match read.await {
-        Ok(Ok(settings)) => config_env(&settings),
-        Ok(Err(e)) => {
-            tracing::warn!(repository = %repo.config.name, error = %e, "cannot read the deletion proposals; the push advertisement lists every tag");
-            Vec::new()
-        }
-        Err(e) => {
-            tracing::warn!(repository = %repo.config.name, error = %e, "cannot read the deletion proposals; the push advertisement lists every tag");
+    let read = tokio::task::spawn_blocking(move || read_hide_settings(&git, &git_dir, &layout))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|read| read.map_err(|e| e.to_string()));
+    match read {
+        Ok(settings) => config_env(&settings),
+        Err(error) => {
+            tracing::warn!(repository = %repo.config.name, %error, "cannot read the deletion proposals; the push advertisement lists every tag");
             Vec::new()
         }
     }
