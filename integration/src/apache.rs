@@ -89,6 +89,12 @@ impl Apache {
 
     /// Start Apache with these users (password = their token).
     pub fn start(&self, users: &[TestUser]) {
+        self.start_with(users, "");
+    }
+
+    /// [`Apache::start`] with `extra` lines at the end of its configuration
+    /// (a host admin's own directives).
+    pub fn start_with(&self, users: &[TestUser], extra: &str) {
         let run = self.dir.path().join("run");
         let htpasswd = run.join("htpasswd");
         for (i, user) in users.iter().enumerate() {
@@ -147,7 +153,7 @@ ScriptAlias /git/ {backend}/
   AuthUserFile {dir}/run/htpasswd
   Require valid-user
 </Location>
-"#,
+{extra}"#,
             port = self.port,
         );
         std::fs::write(run.join("httpd.conf"), config).expect("httpd.conf");

@@ -22,6 +22,9 @@ use modes::*;
 #[path = "porch_writes/placeholder.rs"]
 mod placeholder;
 
+#[path = "porch_writes/push_advertisement.rs"]
+mod push_advertisement;
+
 /// init, update, propose (render commit + the draft's deletion), reject,
 /// approve (refused with a wrong number, then Porch's own merge, tag and the
 /// proposal's deletion), a second revision by Porch's edit (copy),
@@ -394,6 +397,28 @@ macro_rules! in_every_mode {
             $(#[test] fn $scenario() { super::$scenario(super::Mode::Forward) })*
         }
     };
+}
+
+/// Where cadgate serves the push advertisement: the server and forward mode.
+#[test]
+fn server_a_pusher_is_not_shown_every_tag() {
+    push_advertisement::a_pusher_is_not_shown_every_tag(Mode::Server)
+}
+
+#[test]
+fn forward_a_pusher_is_not_shown_every_tag() {
+    push_advertisement::a_pusher_is_not_shown_every_tag(Mode::Forward)
+}
+
+#[test]
+fn server_other_git_implementations_push_through_the_smaller_advertisement() {
+    push_advertisement::other_git_implementations_push_through_it()
+}
+
+/// Hook mode: the host's advertisement, with the tags hidden by its admin.
+#[test]
+fn hook_a_host_can_hide_tags_from_pushers() {
+    push_advertisement::a_host_that_hides_tags_from_pushers()
 }
 
 #[test]

@@ -25,7 +25,20 @@ pub(super) fn approve_deletion(
 ) -> Result<Plan, Refusal> {
     let layout = &context.layout;
     let tag = command.refname.clone();
-    let tagged = command.old.clone();
+    // A client that was not shown the tag (a host that hides tags from its
+    // push advertisement, docs/pushing.md) sends the deletion without an old
+    // value. git's own receive-pack then deletes the ref whatever it points
+    // at; so does this, with the tag's value as it is (a tag never moves).
+    let tagged = if command.is_create() {
+        snapshot.get(&tag).ok_or_else(|| {
+            refuse(
+                "no-such-revision",
+                format!("{package} has no published revision v{revision} ({tag} does not exist)"),
+            )
+        })?
+    } else {
+        command.old.clone()
+    };
     let marker = layout.deletion_proposed_ref(package, revision);
     let branch_ref = layout.branch_ref();
     let tip = snapshot.branch_tip()?;

@@ -87,33 +87,7 @@ impl Host {
                 replica: None,
                 apache: None,
             },
-            Mode::Hook => {
-                let apache = Apache::new();
-                let scratch = apache.scratch();
-                // The hook runs as Apache's user: give it its own copy of cadgate.
-                let bin = scratch.join("cadgate");
-                std::fs::copy(cadgate_bin(), &bin).expect("copy cadgate");
-                let file = scratch.join("cadgate.toml");
-                std::fs::write(&file, config("")).expect("config");
-                let repo = apache.root().join(format!("{REPO}.git"));
-                bare_repository(&repo);
-                let out = std::process::Command::new(&bin)
-                    .args(["hook", "install", "--config"])
-                    .arg(&file)
-                    .args(["--repository", REPO])
-                    .arg(&repo)
-                    .output()
-                    .expect("run cadgate hook install");
-                assert!(out.status.success(), "{}", stderr(&out));
-                let users: Vec<TestUser> = USERS.iter().map(|(u, _)| TestUser::new(u)).collect();
-                apache.start(&users);
-                Self {
-                    mode,
-                    server: None,
-                    replica: None,
-                    apache: Some(apache),
-                }
-            }
+            Mode::Hook => Self::start_hook(""),
             Mode::Forward => {
                 let apache = Apache::new();
                 bare_repository(&apache.root().join(format!("{REPO}.git")));
@@ -137,6 +111,36 @@ impl Host {
                     apache: Some(apache),
                 }
             }
+        }
+    }
+
+    /// Hook mode, with `apache_extra` lines in the host's Apache
+    /// configuration (its admin's own directives).
+    pub fn start_hook(apache_extra: &str) -> Self {
+        let apache = Apache::new();
+        let scratch = apache.scratch();
+        // The hook runs as Apache's user: give it its own copy of cadgate.
+        let bin = scratch.join("cadgate");
+        std::fs::copy(cadgate_bin(), &bin).expect("copy cadgate");
+        let file = scratch.join("cadgate.toml");
+        std::fs::write(&file, config("")).expect("config");
+        let repo = apache.root().join(format!("{REPO}.git"));
+        bare_repository(&repo);
+        let out = std::process::Command::new(&bin)
+            .args(["hook", "install", "--config"])
+            .arg(&file)
+            .args(["--repository", REPO])
+            .arg(&repo)
+            .output()
+            .expect("run cadgate hook install");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let users: Vec<TestUser> = USERS.iter().map(|(u, _)| TestUser::new(u)).collect();
+        apache.start_with(&users, apache_extra);
+        Self {
+            mode: Mode::Hook,
+            server: None,
+            replica: None,
+            apache: Some(apache),
         }
     }
 

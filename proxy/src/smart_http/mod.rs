@@ -9,6 +9,7 @@ pub mod answers;
 mod body;
 pub mod compress;
 pub mod pktline;
+mod push_advertisement;
 mod shallow_view;
 
 use std::ffi::OsString;
@@ -92,7 +93,13 @@ pub async fn serve(
             }
             let user = authorize(state, &access, repository, service)?;
             refresh(repo, service).await?;
-            let target = Target::authoring(state, repo, service, &user, request.headers())?;
+            let mut target = Target::authoring(state, repo, service, &user, request.headers())?;
+            if service == GitService::ReceivePack {
+                // A pusher is not shown the published tags (the advertisement
+                // only; the push itself runs without this).
+                let hide = push_advertisement::hidden_tags_env(state.runner.git(), repo).await;
+                target.env.extend(hide);
+            }
             advertise(state, request.headers(), &target, service, caller).await
         }
         GitEndpoint::Rpc(service) => {
