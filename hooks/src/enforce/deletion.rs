@@ -96,15 +96,9 @@ pub(super) fn approve_deletion(
         },
     ];
     let others: Vec<(u64, String)> = snapshot
-        .refs
-        .iter()
-        .filter_map(|(name, oid)| match layout.classify(name) {
-            RefKind::Published {
-                package: p,
-                revision: n,
-            } if p == *package && n != revision => Some((n, oid.clone())),
-            _ => None,
-        })
+        .published(package)
+        .into_iter()
+        .filter(|(n, _)| *n != revision)
         .collect();
     let was_latest = others.iter().all(|(n, _)| *n < revision);
     let mut message = format!("deleted {package} v{revision}");

@@ -28,20 +28,14 @@ use crate::git::{RefEdit, Repo};
 use crate::kptfile::{upstream_lock_of, KPTFILE};
 use crate::lifecycle::{Refs, Refusal};
 use crate::proc_receive::Command;
-use crate::refs::{Layout, PackagePath, RefKind};
+use crate::refs::{Layout, PackagePath};
 
 /// The published revisions of `package` the snapshot holds, as `vN`.
-fn published(layout: &Layout, snapshot: &Snapshot, package: &PackagePath) -> Vec<String> {
+fn published(snapshot: &Snapshot, package: &PackagePath) -> Vec<String> {
     let mut found: Vec<u64> = snapshot
-        .refs
-        .keys()
-        .filter_map(|name| match layout.classify(name) {
-            RefKind::Published {
-                package: p,
-                revision,
-            } if p == *package => Some(revision),
-            _ => None,
-        })
+        .published(package)
+        .into_iter()
+        .map(|(n, _)| n)
         .collect();
     found.sort_unstable();
     found.into_iter().map(|n| format!("v{n}")).collect()
@@ -55,7 +49,7 @@ fn no_published_revisions(
     snapshot: &Snapshot,
     package: &PackagePath,
 ) -> Result<(), Refusal> {
-    let revisions = published(layout, snapshot, package);
+    let revisions = published(snapshot, package);
     if revisions.is_empty() {
         return Ok(());
     }

@@ -61,16 +61,12 @@ pub(super) fn publish(
             format!("{package} changed on {} since this draft began; rebase it (git fetch origin && git rebase origin/{}), push the draft, propose again", layout.branch(), layout.branch()),
         ));
     }
+    // The revision number is chosen here: one more than any tag of the
+    // package reads as (Porch's reading, `refs::parse_revision`).
     let revision = 1 + snapshot
-        .refs
-        .keys()
-        .filter_map(|name| match layout.classify(name) {
-            RefKind::Published {
-                package: p,
-                revision,
-            } if p == *package => Some(revision),
-            _ => None,
-        })
+        .published(package)
+        .into_iter()
+        .map(|(n, _)| n)
         .max()
         .unwrap_or(0);
     let tree = repo

@@ -157,6 +157,24 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// The published revisions of `package` the snapshot holds, as
+    /// (revision, tag target), in no order: what publishing numbers after,
+    /// what a deletion falls back to, what keeps a package on the branch.
+    pub(super) fn published(&self, package: &PackagePath) -> Vec<(u64, String)> {
+        self.refs
+            .iter()
+            .filter_map(|(name, oid)| match self.layout.classify(name) {
+                RefKind::Published {
+                    package: p,
+                    revision,
+                } if p == *package => Some((revision, oid.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 impl Refs for Snapshot {
     fn get(&self, name: &str) -> Option<String> {
         self.refs.get(name).cloned()
